@@ -1,0 +1,133 @@
+//! XOR chunk decoder into columnar `(i64, f64)` buffers.
+
+use crate::bits::BitReader;
+
+/// Why an XOR chunk could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XorDecodeError {
+    /// Fewer than two bytes: no sample-count header.
+    #[error("XOR chunk of {len} bytes is shorter than its 2-byte header")]
+    MissingHeader {
+        /// Length of the input.
+        len: usize,
+    },
+    /// The bit stream ended before the number of samples in the header was read.
+    #[error("XOR chunk truncated: header says {expected} samples, stream ends after {decoded}")]
+    Truncated {
+        /// Samples announced by the header.
+        expected: usize,
+        /// Samples decoded before the stream ran out.
+        decoded: usize,
+    },
+}
+
+/// The sample count announced by the chunk header.
+pub fn xor_sample_count(chunk: &[u8]) -> Result<usize, XorDecodeError> {
+    match chunk {
+        [a, b, ..] => Ok(u16::from_be_bytes([*a, *b]) as usize),
+        _ => Err(XorDecodeError::MissingHeader { len: chunk.len() }),
+    }
+}
+
+/// Decodes a whole chunk into new vectors.
+pub fn decode_xor(chunk: &[u8]) -> Result<(Vec<i64>, Vec<f64>), XorDecodeError> {
+    let mut ts = Vec::new();
+    let mut vs = Vec::new();
+    decode_xor_into(chunk, &mut ts, &mut vs)?;
+    Ok((ts, vs))
+}
+
+/// Appends every sample of `chunk` to `ts`/`vs` and returns how many were added.
+///
+/// Bytes after the last announced sample are ignored (as Prometheus does). On error
+/// the buffers are restored to their original length, so a caller never sees a
+/// partial chunk.
+pub fn decode_xor_into(
+    chunk: &[u8],
+    ts: &mut Vec<i64>,
+    vs: &mut Vec<f64>,
+) -> Result<usize, XorDecodeError> {
+    let n = xor_sample_count(chunk)?;
+    let (ts0, vs0) = (ts.len(), vs.len());
+    // The count is bounded by u16, so reserving it is safe even for hostile input.
+    ts.reserve(n);
+    vs.reserve(n);
+    match decode_body(&chunk[2..], n, ts, vs) {
+        Ok(()) => Ok(n),
+        Err(decoded) => {
+            ts.truncate(ts0);
+            vs.truncate(vs0);
+            Err(XorDecodeError::Truncated { expected: n, decoded })
+        }
+    }
+}
+
+/// Decodes `n` samples; on failure returns how many were decoded.
+#[inline]
+fn decode_body(body: &[u8], n: usize, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(), usize> {
+    if n == 0 {
+        return Ok(());
+    }
+    let mut r = BitReader::new(body);
+    let mut t = r.read_varint().ok_or(0usize)?;
+    let mut v = r.read_bits(64).ok_or(0usize)?;
+    ts.push(t);
+    vs.push(f64::from_bits(v));
+    if n == 1 {
+        return Ok(());
+    }
+    let mut delta = r.read_uvarint().ok_or(1usize)?;
+    let mut leading = 0u32;
+    let mut trailing = 0u32;
+    t = t.wrapping_add(delta as i64);
+    v = read_value(&mut r, v, &mut leading, &mut trailing).ok_or(1usize)?;
+    ts.push(t);
+    vs.push(f64::from_bits(v));
+    for i in 2..n {
+        let dod = read_dod(&mut r).ok_or(i)?;
+        delta = delta.wrapping_add(dod as u64);
+        t = t.wrapping_add(delta as i64);
+        v = read_value(&mut r, v, &mut leading, &mut trailing).ok_or(i)?;
+        ts.push(t);
+        vs.push(f64::from_bits(v));
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
+    let width = match r.read_ones(4)? {
+        0 => return Some(0),
+        1 => 14,
+        2 => 17,
+        3 => 20,
+        _ => return r.read_bits(64).map(|u| u as i64),
+    };
+    let u = r.read_bits(width)?;
+    // Prometheus treats 100…0 as +2^(n-1): only values strictly above it are negative.
+    Some(if u > 1 << (width - 1) { u as i64 - (1i64 << width) } else { u as i64 })
+}
+
+#[inline(always)]
+fn read_value(r: &mut BitReader<'_>, v: u64, leading: &mut u32, trailing: &mut u32) -> Option<u64> {
+    match r.read_ones(2)? {
+        0 => Some(v),
+        1 => {
+            let sig = 64 - *leading - *trailing;
+            let x = r.read_bits(sig)?;
+            Some(v ^ (x << *trailing))
+        }
+        _ => {
+            *leading = r.read_bits(5)? as u32;
+            let mut sig = r.read_bits(6)? as u32;
+            if sig == 0 {
+                sig = 64;
+            }
+            // A hostile stream can claim leading + sig > 64; wrap like Go's uint8 math
+            // would and keep the shift in range so we never panic.
+            *trailing = 64u32.saturating_sub(*leading + sig);
+            let x = r.read_bits(sig)?;
+            Some(v ^ x.checked_shl(*trailing).unwrap_or(0))
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! XOR chunk encoder, byte-identical to Prometheus' `xorAppender` (v2.x).
+
+use crate::bits::BitWriter;
+
+/// Sentinel for "no value window opened yet" (Prometheus uses 0xff).
+const NO_WINDOW: u8 = 0xff;
+
+/// Appends samples to one Prometheus XOR chunk.
+///
+/// At most 65535 samples fit in a chunk (the header is a u16); [`XorEncoder::append`]
+/// refuses more rather than wrapping the count.
+#[derive(Debug, Clone)]
+pub struct XorEncoder {
+    w: BitWriter,
+    num: u16,
+    t: i64,
+    t_delta: u64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl Default for XorEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl XorEncoder {
+    /// A new empty chunk.
+    pub fn new() -> Self {
+        Self::with_capacity(128)
+    }
+
+    /// A new empty chunk whose buffer starts with `bytes` of capacity.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            w: BitWriter::with_header(bytes),
+            num: 0,
+            t: 0,
+            t_delta: 0,
+            v: 0,
+            leading: NO_WINDOW,
+            trailing: 0,
+        }
+    }
+
+    /// Number of samples appended so far.
+    pub fn num_samples(&self) -> usize {
+        self.num as usize
+    }
+
+    /// Appends one sample. Returns `false` (and appends nothing) when the chunk
+    /// already holds 65535 samples.
+    #[inline]
+    pub fn append(&mut self, t: i64, v: f64) -> bool {
+        let vbits = v.to_bits();
+        match self.num {
+            u16::MAX => return false,
+            0 => {
+                let zz = ((t << 1) ^ (t >> 63)) as u64;
+                self.write_uvarint_bytes(zz);
+                self.w.write_bits(vbits, 64);
+            }
+            1 => {
+                let delta = t.wrapping_sub(self.t) as u64;
+                self.write_uvarint_bytes(delta);
+                self.write_value(vbits);
+                self.t_delta = delta;
+            }
+            _ => {
+                let delta = t.wrapping_sub(self.t) as u64;
+                let dod = delta.wrapping_sub(self.t_delta) as i64;
+                if dod == 0 {
+                    self.w.write_bit(false);
+                } else if (-8191..=8192).contains(&dod) {
+                    self.w.write_bits(0b10, 2);
+                    self.w.write_bits(dod as u64, 14);
+                } else if (-65535..=65536).contains(&dod) {
+                    self.w.write_bits(0b110, 3);
+                    self.w.write_bits(dod as u64, 17);
+                } else if (-524287..=524288).contains(&dod) {
+                    self.w.write_bits(0b1110, 4);
+                    self.w.write_bits(dod as u64, 20);
+                } else {
+                    self.w.write_bits(0b1111, 4);
+                    self.w.write_bits(dod as u64, 64);
+                }
+                self.write_value(vbits);
+                self.t_delta = delta;
+            }
+        }
+        self.t = t;
+        self.v = vbits;
+        self.num += 1;
+        let n = self.num.to_be_bytes();
+        self.w.buf[0] = n[0];
+        self.w.buf[1] = n[1];
+        true
+    }
+
+    fn write_uvarint_bytes(&mut self, mut x: u64) {
+        while x >= 0x80 {
+            self.w.write_byte((x as u8) | 0x80);
+            x >>= 7;
+        }
+        self.w.write_byte(x as u8);
+    }
+
+    #[inline]
+    fn write_value(&mut self, vbits: u64) {
+        let delta = vbits ^ self.v;
+        if delta == 0 {
+            self.w.write_bit(false);
+            return;
+        }
+        self.w.write_bit(true);
+        let leading = (delta.leading_zeros() as u8).min(31);
+        let trailing = delta.trailing_zeros() as u8;
+        if self.leading != NO_WINDOW && leading >= self.leading && trailing >= self.trailing {
+            self.w.write_bit(false);
+            let sig = 64 - self.leading as u32 - self.trailing as u32;
+            self.w.write_bits(delta >> self.trailing, sig);
+            return;
+        }
+        self.leading = leading;
+        self.trailing = trailing;
+        self.w.write_bit(true);
+        self.w.write_bits(leading as u64, 5);
+        let sig = 64 - leading as u32 - trailing as u32;
+        self.w.write_bits(sig as u64, 6);
+        self.w.write_bits(delta >> trailing, sig);
+    }
+
+    /// The encoded chunk bytes (header included).
+    pub fn bytes(&self) -> &[u8] {
+        &self.w.buf
+    }
+
+    /// Consumes the encoder and returns the chunk bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.w.buf
+    }
+
+    /// Timestamp of the last appended sample (meaningless when empty).
+    pub fn last_timestamp(&self) -> i64 {
+        self.t
+    }
+}

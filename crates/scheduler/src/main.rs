@@ -1,0 +1,2 @@
+//! Placeholder binary; see the README for the roadmap.
+fn main() {}
