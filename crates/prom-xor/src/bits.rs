@@ -79,7 +79,12 @@ pub(crate) struct BitReader<'a> {
 
 impl<'a> BitReader<'a> {
     pub(crate) fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0, buf: 0, valid: 0 }
+        Self {
+            data,
+            pos: 0,
+            buf: 0,
+            valid: 0,
+        }
     }
 
     #[inline]

@@ -57,7 +57,10 @@ pub fn decode_xor_into(
         Err(decoded) => {
             ts.truncate(ts0);
             vs.truncate(vs0);
-            Err(XorDecodeError::Truncated { expected: n, decoded })
+            Err(XorDecodeError::Truncated {
+                expected: n,
+                decoded,
+            })
         }
     }
 }
@@ -105,7 +108,11 @@ fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
     };
     let u = r.read_bits(width)?;
     // Prometheus treats 100…0 as +2^(n-1): only values strictly above it are negative.
-    Some(if u > 1 << (width - 1) { u as i64 - (1i64 << width) } else { u as i64 })
+    Some(if u > 1 << (width - 1) {
+        u as i64 - (1i64 << width)
+    } else {
+        u as i64
+    })
 }
 
 #[inline(always)]

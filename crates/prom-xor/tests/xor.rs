@@ -27,13 +27,21 @@ fn three_sample_vector_is_byte_exact() {
 #[test]
 fn one_sample_chunk_keeps_the_trailing_zero_byte() {
     let bytes = encode(&[(1000, 1.0)]);
-    assert_eq!(bytes, [0x00, 0x01, 0xd0, 0x0f, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        bytes,
+        [0x00, 0x01, 0xd0, 0x0f, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0]
+    );
 }
 
 #[test]
 fn two_sample_chunk_vector() {
     let bytes = encode(&[(1000, 1.0), (2000, 1.0)]);
-    assert_eq!(bytes, [0x00, 0x02, 0xd0, 0x0f, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0xe8, 0x07, 0x00]);
+    assert_eq!(
+        bytes,
+        [
+            0x00, 0x02, 0xd0, 0x0f, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0xe8, 0x07, 0x00
+        ]
+    );
 }
 
 #[test]
@@ -51,7 +59,18 @@ fn cortex_bigchunk_subchunk_vector_decodes() {
 #[test]
 fn dod_boundaries_use_the_asymmetric_ranges() {
     // +8192 fits 14 bits, -8192 does not; +2^(n-1) must decode as positive.
-    for dod in [8192i64, -8191, -8192, 65536, -65535, -65536, 524288, -524287, -524288, 1 << 40] {
+    for dod in [
+        8192i64,
+        -8191,
+        -8192,
+        65536,
+        -65535,
+        -65536,
+        524288,
+        -524287,
+        -524288,
+        1 << 40,
+    ] {
         let s = [(0, 0.0), (1000, 0.0), (2000 + dod, 0.0)];
         let (ts, _) = decode_xor(&encode(&s)).expect("decodes");
         assert_eq!(ts, vec![0, 1000, 2000 + dod], "dod {dod}");
@@ -60,11 +79,17 @@ fn dod_boundaries_use_the_asymmetric_ranges() {
 
 #[test]
 fn truncated_and_headerless_chunks_are_errors() {
-    assert_eq!(decode_xor(&[0x00]), Err(XorDecodeError::MissingHeader { len: 1 }));
+    assert_eq!(
+        decode_xor(&[0x00]),
+        Err(XorDecodeError::MissingHeader { len: 1 })
+    );
     let full = encode(&[(1000, 1.0), (2000, 1.0), (3005, 2.5)]);
     for cut in 2..full.len() - 1 {
         assert!(
-            matches!(decode_xor(&full[..cut]), Err(XorDecodeError::Truncated { expected: 3, .. })),
+            matches!(
+                decode_xor(&full[..cut]),
+                Err(XorDecodeError::Truncated { expected: 3, .. })
+            ),
             "cut at {cut}"
         );
     }
