@@ -86,3 +86,99 @@ pub fn expected(tenant: &str, day: i64) -> Vec<ExpectedSeries> {
         })
         .collect()
 }
+
+/// Writes the block that `expected/<tenant>/<day>.jsonl` describes into `out`
+/// (with `ulid` as its ID) and returns its directory.
+pub fn write_expected_block(tenant: &str, day: i64, ulid: &str, out: &Path) -> PathBuf {
+    let series = expected(tenant, day);
+    let mut symbols: Vec<String> = series
+        .iter()
+        .flat_map(|s| s.labels.iter().flat_map(|(n, v)| [n.clone(), v.clone()]))
+        .collect();
+    symbols.sort();
+    symbols.dedup();
+    let mut w = tsdb_block::BlockWriter::create(
+        out,
+        ulid,
+        tenant,
+        day * DAY_MS,
+        (day + 1) * DAY_MS,
+        symbols,
+    )
+    .expect("create block");
+    for s in &series {
+        let ts: Vec<i64> = s.samples.iter().map(|x| x.0).collect();
+        let vs: Vec<f64> = s.samples.iter().map(|x| f64::from_bits(x.1)).collect();
+        w.add_series(&s.labels, &ts, &vs).expect("add series");
+    }
+    w.finish().expect("finish block").0
+}
+
+/// The directory of the block Cortex's own builder wrote for `(tenant, day)`.
+pub fn cortex_block(tenant: &str, day: i64) -> PathBuf {
+    let dir = corpus_dir().join("cortex-output/blocks").join(tenant);
+    for entry in std::fs::read_dir(&dir).expect("cortex blocks dir") {
+        let path = entry.expect("entry").path();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path.join("meta.json")).expect("meta"))
+                .expect("json");
+        if meta["minTime"].as_i64() == Some(day * DAY_MS) {
+            return path;
+        }
+    }
+    panic!("no Cortex block for {tenant}/{day}");
+}
+
+/// Renders a value the way `promtool tsdb dump` does (Go `%g`): the stale marker
+/// and every other NaN print as `NaN`.
+pub fn promtool_value(bits: u64) -> String {
+    let v = f64::from_bits(bits);
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    go_format_g(v)
+}
+
+/// Go's `strconv.FormatFloat(v, 'g', -1, 64)`: shortest round-trip digits, exponent
+/// form when the decimal exponent is < -4 or >= 6 (Go's rule for shortest `%g`).
+pub fn go_format_g(v: f64) -> String {
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // `{:e}` gives the shortest round-trip digits in scientific form.
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("scientific form");
+    let exp: i32 = exp.parse().expect("exponent");
+    let neg = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if neg { "-" } else { "" };
+    if exp < -4 || exp >= 6 {
+        let m = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits.clone()
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{m}e{esign}{:02}", exp.abs());
+    }
+    if exp < 0 {
+        return format!("{sign}0.{}{}", "0".repeat((-exp - 1) as usize), digits);
+    }
+    let int_len = exp as usize + 1;
+    if digits.len() <= int_len {
+        format!("{sign}{}{}", digits, "0".repeat(int_len - digits.len()))
+    } else {
+        format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
+    }
+}
