@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use blocksconvert_tests::{DAY_MS, DAYS, expected, write_expected_block};
+use blocksconvert_tests::{DAY_MS, DAYS, Labels, expected, write_expected_block};
 
 const TENANT: &str = "acme";
 
@@ -83,7 +83,7 @@ fn prometheus_serves_our_blocks() {
         let q = enc("{__name__=~\".+\"}[1d]");
         let v = get(&format!("{base}/api/v1/query?query={q}&time={t}")).expect("query");
         assert_eq!(v["status"], "success", "{v}");
-        let mut got: BTreeMap<Vec<(String, String)>, Vec<(i64, String)>> = BTreeMap::new();
+        let mut got: BTreeMap<Labels, Vec<(i64, String)>> = BTreeMap::new();
         for r in v["data"]["result"].as_array().expect("matrix") {
             let labels: BTreeMap<String, String> =
                 serde_json::from_value(r["metric"].clone()).expect("labels");

@@ -97,14 +97,13 @@ pub(crate) fn read_frames_until(
                     return Ok(Some(pos));
                 }
             }
-            0xff => {
-                if body != &STREAM_ID[4..] {
-                    return Err(FrameError::BadFrame {
-                        offset,
-                        reason: "bad stream identifier".into(),
-                    });
-                }
+            0xff if body != &STREAM_ID[4..] => {
+                return Err(FrameError::BadFrame {
+                    offset,
+                    reason: "bad stream identifier".into(),
+                });
             }
+            0xff => {}
             0x02..=0x7f => return Err(FrameError::ReservedType { offset, kind }),
             _ => {} // skippable (0x80..=0xfe)
         }

@@ -119,10 +119,6 @@ fn corrupt_objects_give_precise_errors() {
             actual: 27
         }
     ));
-    let other_user = ChunkKey {
-        user: "user2".into(),
-        ..key.clone()
-    };
     let (obj, k) = encode_object(
         &ChunkMetadata {
             user_id: "user2".into(),
@@ -153,7 +149,6 @@ fn corrupt_objects_give_precise_errors() {
         ),
         "{e}"
     );
-    let _ = other_user;
     let (obj, k) = encode_object(&vector_meta(9), &[0, 0]);
     assert!(matches!(
         decode_object(&k, &obj).expect_err("unknown").kind,
@@ -234,7 +229,7 @@ fn samples_strategy() -> impl Strategy<Value = (Vec<i64>, Vec<f64>)> {
                 4 => 14_990i64..15_010,
                 1 => 0i64..5,
                 1 => any::<i32>().prop_map(|d| i64::from(d).abs()),
-                1 => (0i64..1 << 45),
+                1 => 0i64..1 << 45,
             ],
             0..400,
         ),

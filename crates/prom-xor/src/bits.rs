@@ -89,15 +89,15 @@ impl<'a> BitReader<'a> {
 
     #[inline]
     fn refill(&mut self) {
-        if self.valid == 0 {
-            if let Some(word) = self.data.get(self.pos..self.pos + 8) {
-                let mut arr = [0u8; 8];
-                arr.copy_from_slice(word);
-                self.buf = u64::from_be_bytes(arr);
-                self.valid = 64;
-                self.pos += 8;
-                return;
-            }
+        if self.valid == 0
+            && let Some(word) = self.data.get(self.pos..self.pos + 8)
+        {
+            let mut arr = [0u8; 8];
+            arr.copy_from_slice(word);
+            self.buf = u64::from_be_bytes(arr);
+            self.valid = 64;
+            self.pos += 8;
+            return;
         }
         while self.valid <= 56 && self.pos < self.data.len() {
             self.buf |= (self.data[self.pos] as u64) << (56 - self.valid);

@@ -100,12 +100,12 @@ impl IndexWriter {
             syms.push((self.symbol(name)?, self.symbol(value)?));
         }
         // Symbol numbers preserve string order, so comparing them compares label sets.
-        if let Some(last) = &self.last_series {
-            if syms.as_slice() <= last.as_slice() {
-                return Err(BlockError::Invalid(format!(
-                    "series {labels:?} is not after the previous one"
-                )));
-            }
+        if let Some(last) = &self.last_series
+            && syms.as_slice() <= last.as_slice()
+        {
+            return Err(BlockError::Invalid(format!(
+                "series {labels:?} is not after the previous one"
+            )));
         }
         Ok(syms)
     }
