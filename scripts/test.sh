@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need, then runs every check.
+# Used by developers and by CI (.ci/run) alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Reference readers: promtool and the prometheus server (Debian package `prometheus`).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  echo "installing the Debian package 'prometheus' (promtool + server)…"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus
+fi
+command -v promtool >/dev/null || { echo "promtool still missing after install" >&2; exit 1; }
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+# The README's first command, on a small store, so the front door keeps working.
+scripts/demo.sh --small
