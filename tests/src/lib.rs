@@ -134,51 +134,8 @@ pub fn cortex_block(tenant: &str, day: i64) -> PathBuf {
 pub fn promtool_value(bits: u64) -> String {
     let v = f64::from_bits(bits);
     if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    go_format_g(v)
-}
-
-/// Go's `strconv.FormatFloat(v, 'g', -1, 64)`: shortest round-trip digits, exponent
-/// form when the decimal exponent is < -4 or >= 6 (Go's rule for shortest `%g`).
-pub fn go_format_g(v: f64) -> String {
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    // `{:e}` gives the shortest round-trip digits in scientific form.
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("scientific form");
-    let exp: i32 = exp.parse().expect("exponent");
-    let neg = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if neg { "-" } else { "" };
-    if !(-4..6).contains(&exp) {
-        let m = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits.clone()
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{m}e{esign}{:02}", exp.abs());
-    }
-    if exp < 0 {
-        return format!("{sign}0.{}{}", "0".repeat((-exp - 1) as usize), digits);
-    }
-    let int_len = exp as usize + 1;
-    if digits.len() <= int_len {
-        format!("{sign}{}{}", digits, "0".repeat(int_len - digits.len()))
+        "NaN".into()
     } else {
-        format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
+        cortex_chunk::value_text::go_format_g(v)
     }
 }

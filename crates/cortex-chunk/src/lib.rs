@@ -13,6 +13,7 @@ pub mod key;
 pub mod metadata;
 pub mod object;
 mod snappy_frame;
+pub mod value_text;
 
 pub use encoding::{Encoding, EncodingError, decode_samples};
 pub use key::{ChunkKey, KeyError};

@@ -1,0 +1,46 @@
+//! `blocksconvert`: the operator's command line. Each subcommand only parses flags and
+//! calls into the library crates.
+
+mod generate;
+mod inspect;
+
+use clap::{Parser, Subcommand};
+
+/// Convert Cortex chunks storage to Prometheus TSDB blocks.
+#[derive(Parser)]
+#[command(name = "blocksconvert", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the contents of a chunk object or a block.
+    #[command(subcommand)]
+    Inspect(inspect::InspectCommand),
+    /// Write a synthetic Cortex chunk store (chunks, index export, schema, plans).
+    Generate(generate::GenerateArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(cmd) => inspect::run(cmd),
+        Command::Generate(args) => generate::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // `blocksconvert inspect … | head` is normal use, not a failure.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
