@@ -310,6 +310,33 @@ impl SchemaConfig {
     }
 }
 
+impl SchemaConfig {
+    /// Every index row Cortex writes for one chunk: like its composite store, a chunk
+    /// that crosses a period boundary is written once per period, clipped to it.
+    pub fn chunk_entries(
+        &self,
+        user: &str,
+        labels: &[(String, String)],
+        chunk_id: &str,
+        from: i64,
+        through: i64,
+    ) -> Vec<crate::entry::IndexEntry> {
+        let mut out = Vec::new();
+        for (i, p) in self.configs.iter().enumerate() {
+            let start = p.from_day().saturating_mul(DAY_MS);
+            let end = self
+                .configs
+                .get(i + 1)
+                .map_or(i64::MAX, |n| n.from_day().saturating_mul(DAY_MS) - 1);
+            let (f, t) = (from.max(start), through.min(end));
+            if f <= t && p.is_convertible() {
+                out.extend(crate::entry::chunk_entries(p, user, labels, chunk_id, f, t));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,32 +377,5 @@ mod tests {
                 .contains("configs[1].schema")
         );
         assert!(SchemaConfig::parse(&text.replace("row_shards", "row_shard")).is_err());
-    }
-}
-
-impl SchemaConfig {
-    /// Every index row Cortex writes for one chunk: like its composite store, a chunk
-    /// that crosses a period boundary is written once per period, clipped to it.
-    pub fn chunk_entries(
-        &self,
-        user: &str,
-        labels: &[(String, String)],
-        chunk_id: &str,
-        from: i64,
-        through: i64,
-    ) -> Vec<crate::entry::IndexEntry> {
-        let mut out = Vec::new();
-        for (i, p) in self.configs.iter().enumerate() {
-            let start = p.from_day().saturating_mul(DAY_MS);
-            let end = self
-                .configs
-                .get(i + 1)
-                .map_or(i64::MAX, |n| n.from_day().saturating_mul(DAY_MS) - 1);
-            let (f, t) = (from.max(start), through.min(end));
-            if f <= t && p.is_convertible() {
-                out.extend(crate::entry::chunk_entries(p, user, labels, chunk_id, f, t));
-            }
-        }
-        out
     }
 }

@@ -12,10 +12,10 @@ pub fn label_string(labels: &[(String, String)]) -> String {
         .find(|(n, _)| n == "__name__")
         .map(|(_, v)| v.as_str());
     let others: Vec<&(String, String)> = labels.iter().filter(|(n, _)| n != "__name__").collect();
-    if others.is_empty() {
-        if let Some(name) = name {
-            return name.to_owned();
-        }
+    if others.is_empty()
+        && let Some(name) = name
+    {
+        return name.to_owned();
     }
     let mut s = String::from(name.unwrap_or(""));
     s.push('{');

@@ -256,8 +256,8 @@ mod tests {
 
     fn sample(c: Compression) -> Vec<u8> {
         let mut out = Vec::new();
-        let a = vec!["u/1:2:3:4".to_string()];
-        let b = vec!["u/1:5:6:7".to_string()];
+        let a = ["u/1:2:3:4".to_string()];
+        let b = ["u/1:5:6:7".to_string()];
         write_plan(
             &mut out,
             c,

@@ -164,7 +164,7 @@ fn series_labels(t: usize, i: usize) -> LabelPairs {
         ),
         (
             "job".to_string(),
-            if target % 5 == 0 {
+            if target.is_multiple_of(5) {
                 "api-server"
             } else {
                 "node"
