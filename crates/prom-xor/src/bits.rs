@@ -1,196 +1,174 @@
 //! Bit-level reader and writer with Prometheus `bstream` semantics (MSB first).
 
-/// Writer that models Prometheus' `bstream` byte for byte.
+/// Writer that produces exactly the bytes of Prometheus' `bstream`.
 ///
-/// Prometheus keeps `count` = free bits in the last byte. Writing a whole byte at
-/// an aligned position pushes an extra zero byte that stays in the output, which is
-/// why we track `free` exactly instead of a plain bit count.
+/// Bits gather in a wide accumulator and leave as whole bytes. The only subtlety of
+/// `bstream` is that a `writeByte` ending on a byte boundary leaves an extra zero byte
+/// in the stream (its `count` is 8, not 0); `last_was_byte` tracks exactly that case.
 #[derive(Debug, Clone)]
 pub(crate) struct BitWriter {
     pub(crate) buf: Vec<u8>,
-    /// Unused low bits of the last byte of `buf` (0..=8).
-    free: u8,
+    acc: u128,
+    /// Bits pending in `acc` (always < 8 between calls).
+    nacc: u32,
+    /// Whether the last primitive Prometheus would have used was `writeByte`.
+    last_was_byte: bool,
 }
 
 impl BitWriter {
     pub(crate) fn with_header(capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity.max(2));
         buf.extend_from_slice(&[0, 0]);
-        Self { buf, free: 0 }
+        Self {
+            buf,
+            acc: 0,
+            nacc: 0,
+            last_was_byte: false,
+        }
     }
 
-    #[inline]
+    #[inline(always)]
+    fn push(&mut self, value: u64, n: u32) {
+        self.acc = (self.acc << n) | value as u128;
+        self.nacc += n;
+        while self.nacc >= 8 {
+            self.nacc -= 8;
+            self.buf.push((self.acc >> self.nacc) as u8);
+        }
+        self.acc &= (1u128 << self.nacc) - 1;
+    }
+
+    #[inline(always)]
     pub(crate) fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
-            self.buf.push(0);
-            self.free = 8;
-        }
-        if bit {
-            let last = self.buf.len() - 1;
-            self.buf[last] |= 1 << (self.free - 1);
-        }
-        self.free -= 1;
+        self.push(bit as u64, 1);
+        self.last_was_byte = false;
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_byte(&mut self, byte: u8) {
-        if self.free == 0 {
-            self.buf.push(0);
-            self.free = 8;
-        }
-        let last = self.buf.len() - 1;
-        // Shifting in u16 keeps `free == 8` well defined (Go shifts a byte by 8 to 0).
-        self.buf[last] |= ((byte as u16) >> (8 - self.free)) as u8;
-        self.buf.push(((byte as u16) << self.free) as u8);
+        self.push(byte as u64, 8);
+        self.last_was_byte = true;
     }
 
     /// Writes the low `n` bits of `value`, most significant first (`n <= 64`).
-    #[inline]
+    /// Like `bstream.writeBits`: whole bytes first, then single bits.
+    #[inline(always)]
     pub(crate) fn write_bits(&mut self, value: u64, n: u32) {
         if n == 0 {
             return;
         }
-        let mut u = value << (64 - n);
-        let mut n = n;
-        while n >= 8 {
-            self.write_byte((u >> 56) as u8);
-            u <<= 8;
-            n -= 8;
+        let masked = if n == 64 {
+            value
+        } else {
+            value & ((1u64 << n) - 1)
+        };
+        self.push(masked, n);
+        self.last_was_byte = n % 8 == 0;
+    }
+
+    /// Length of the finished stream in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() + usize::from(self.nacc > 0 || self.last_was_byte)
+    }
+
+    /// The finished stream: pending bits padded with zeros, or the extra zero byte
+    /// `bstream` leaves after a byte-aligned `writeByte`.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        if self.nacc > 0 {
+            self.buf.push((self.acc << (8 - self.nacc)) as u8);
+        } else if self.last_was_byte {
+            self.buf.push(0);
         }
-        while n > 0 {
-            self.write_bit((u >> 63) == 1);
-            u <<= 1;
-            n -= 1;
-        }
+        self.buf
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        self.clone().finish()
     }
 }
 
-/// MSB-first bit reader over a byte slice with a 64-bit left-aligned buffer.
+/// MSB-first reader that peeks 64 bits with one unaligned big-endian load.
 #[derive(Debug, Clone)]
 pub(crate) struct BitReader<'a> {
     data: &'a [u8],
-    /// Next byte of `data` to load into `buf`.
+    /// Bit position of the next unread bit.
     pos: usize,
-    /// Pending bits, left-aligned (bit 63 is the next bit).
-    buf: u64,
-    /// Number of valid bits in `buf`.
-    valid: u32,
 }
 
 impl<'a> BitReader<'a> {
     pub(crate) fn new(data: &'a [u8]) -> Self {
-        Self {
-            data,
-            pos: 0,
-            buf: 0,
-            valid: 0,
-        }
+        Self { data, pos: 0 }
     }
 
-    #[inline]
-    fn refill(&mut self) {
-        if self.valid == 0
-            && let Some(word) = self.data.get(self.pos..self.pos + 8)
-        {
-            let mut arr = [0u8; 8];
-            arr.copy_from_slice(word);
-            self.buf = u64::from_be_bytes(arr);
-            self.valid = 64;
-            self.pos += 8;
-            return;
-        }
-        while self.valid <= 56 && self.pos < self.data.len() {
-            self.buf |= (self.data[self.pos] as u64) << (56 - self.valid);
-            self.valid += 8;
-            self.pos += 1;
-        }
+    /// Whether the reader has consumed bits beyond the end of the data (which reads
+    /// as zeros); callers check this once per sample.
+    #[inline(always)]
+    pub(crate) fn overran(&self) -> bool {
+        self.pos > self.data.len() * 8
     }
 
-    /// Takes `n <= valid` bits from the buffer.
-    #[inline]
-    fn take(&mut self, n: u32) -> u64 {
-        if n == 0 {
-            return 0;
+    #[cold]
+    fn peek_tail(&self, byte: usize) -> u64 {
+        let mut a = [0u8; 8];
+        if let Some(rest) = self.data.get(byte..) {
+            let n = rest.len().min(8);
+            a[..n].copy_from_slice(&rest[..n]);
         }
-        let v = self.buf >> (64 - n);
-        self.buf = self.buf.checked_shl(n).unwrap_or(0);
-        self.valid -= n;
+        u64::from_be_bytes(a)
+    }
+
+    /// The next 57 or more bits, left-aligned (zeros past the end of the data).
+    #[inline(always)]
+    pub(crate) fn peek(&self) -> u64 {
+        let byte = self.pos >> 3;
+        let word = match self.data.get(byte..byte + 8) {
+            Some(s) => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(s);
+                u64::from_be_bytes(a)
+            }
+            None => self.peek_tail(byte),
+        };
+        word << (self.pos & 7)
+    }
+
+    #[inline(always)]
+    pub(crate) fn skip(&mut self, n: u32) {
+        self.pos += n as usize;
+    }
+
+    /// Reads `1 <= n <= 56` bits.
+    #[inline(always)]
+    pub(crate) fn read_short(&mut self, n: u32) -> u64 {
+        let v = self.peek() >> (64 - n);
+        self.pos += n as usize;
         v
     }
 
-    #[inline]
-    pub(crate) fn read_bit(&mut self) -> Option<bool> {
-        if self.valid == 0 {
-            self.refill();
-            if self.valid == 0 {
-                return None;
+    /// Reads `0 <= n <= 64` bits.
+    #[inline(always)]
+    pub(crate) fn read_bits(&mut self, n: u32) -> u64 {
+        match n {
+            0 => 0,
+            1..=56 => self.read_short(n),
+            _ => {
+                let hi = self.read_short(32);
+                (hi << (n - 32)) | self.read_short(n - 32)
             }
         }
-        let bit = self.buf >> 63 == 1;
-        self.buf <<= 1;
-        self.valid -= 1;
-        Some(bit)
-    }
-
-    /// Reads `n <= 64` bits as an unsigned integer.
-    #[inline]
-    pub(crate) fn read_bits(&mut self, n: u32) -> Option<u64> {
-        if n <= self.valid {
-            return Some(self.take(n));
-        }
-        let have = self.valid;
-        let hi = self.take(have);
-        self.refill();
-        let rest = n - have;
-        if rest > self.valid {
-            return None;
-        }
-        let lo = self.take(rest);
-        Some(hi.checked_shl(rest).unwrap_or(0) | lo)
-    }
-
-    /// Reads up to `max` consecutive one bits, consuming the terminating zero (if any).
-    #[inline]
-    pub(crate) fn read_ones(&mut self, max: u32) -> Option<u32> {
-        if self.valid < max {
-            self.refill();
-        }
-        if self.valid >= max {
-            // Fast path: count leading ones within the buffer.
-            let ones = (!self.buf).leading_zeros().min(max);
-            let consumed = if ones < max { ones + 1 } else { ones };
-            self.take(consumed);
-            return Some(ones);
-        }
-        let mut ones = 0;
-        while ones < max {
-            if self.read_bit()? {
-                ones += 1;
-            } else {
-                break;
-            }
-        }
-        Some(ones)
-    }
-
-    #[inline]
-    pub(crate) fn read_byte(&mut self) -> Option<u8> {
-        self.read_bits(8).map(|b| b as u8)
     }
 
     pub(crate) fn read_uvarint(&mut self) -> Option<u64> {
         let mut x: u64 = 0;
-        let mut shift = 0u32;
         for i in 0..10 {
-            let b = self.read_byte()?;
+            let b = self.read_short(8) as u8;
             if b < 0x80 {
                 if i == 9 && b > 1 {
                     return None; // overflows u64
                 }
-                return Some(x | (b as u64) << shift);
+                return Some(x | (b as u64) << (7 * i));
             }
-            x |= ((b & 0x7f) as u64) << shift;
-            shift += 7;
+            x |= ((b & 0x7f) as u64) << (7 * i);
         }
         None
     }

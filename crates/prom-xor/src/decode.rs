@@ -73,7 +73,10 @@ fn decode_body(body: &[u8], n: usize, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> R
     }
     let mut r = BitReader::new(body);
     let mut t = r.read_varint().ok_or(0usize)?;
-    let mut v = r.read_bits(64).ok_or(0usize)?;
+    let mut v = r.read_bits(64);
+    if r.overran() {
+        return Err(0);
+    }
     ts.push(t);
     vs.push(f64::from_bits(v));
     if n == 1 {
@@ -83,58 +86,84 @@ fn decode_body(body: &[u8], n: usize, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> R
     let mut leading = 0u32;
     let mut trailing = 0u32;
     t = t.wrapping_add(delta as i64);
-    v = read_value(&mut r, v, &mut leading, &mut trailing).ok_or(1usize)?;
+    v = read_value(&mut r, v, &mut leading, &mut trailing);
+    if r.overran() {
+        return Err(1);
+    }
     ts.push(t);
     vs.push(f64::from_bits(v));
     for i in 2..n {
-        let dod = read_dod(&mut r).ok_or(i)?;
-        delta = delta.wrapping_add(dod as u64);
+        delta = delta.wrapping_add(read_dod(&mut r) as u64);
         t = t.wrapping_add(delta as i64);
-        v = read_value(&mut r, v, &mut leading, &mut trailing).ok_or(i)?;
+        v = read_value(&mut r, v, &mut leading, &mut trailing);
+        if r.overran() {
+            return Err(i);
+        }
         ts.push(t);
         vs.push(f64::from_bits(v));
     }
     Ok(())
 }
 
+/// Sign-extends an `n`-bit field the Prometheus way: `100…0` is +2^(n-1).
 #[inline(always)]
-fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
-    let width = match r.read_ones(4)? {
-        0 => return Some(0),
-        1 => 14,
-        2 => 17,
-        3 => 20,
-        _ => return r.read_bits(64).map(|u| u as i64),
-    };
-    let u = r.read_bits(width)?;
-    // Prometheus treats 100…0 as +2^(n-1): only values strictly above it are negative.
-    Some(if u > 1 << (width - 1) {
-        u as i64 - (1i64 << width)
+fn dod_field(u: u64, n: u32) -> i64 {
+    if u > 1 << (n - 1) {
+        u as i64 - (1i64 << n)
     } else {
         u as i64
-    })
+    }
 }
 
 #[inline(always)]
-fn read_value(r: &mut BitReader<'_>, v: u64, leading: &mut u32, trailing: &mut u32) -> Option<u64> {
-    match r.read_ones(2)? {
-        0 => Some(v),
+fn read_dod(r: &mut BitReader<'_>) -> i64 {
+    let w = r.peek();
+    let ones = (!w).leading_zeros().min(4);
+    match ones {
+        0 => {
+            r.skip(1);
+            0
+        }
         1 => {
-            let sig = 64 - *leading - *trailing;
-            let x = r.read_bits(sig)?;
-            Some(v ^ (x << *trailing))
+            r.skip(16);
+            dod_field((w >> (64 - 16)) & 0x3fff, 14)
+        }
+        2 => {
+            r.skip(20);
+            dod_field((w >> (64 - 20)) & 0x1_ffff, 17)
+        }
+        3 => {
+            r.skip(24);
+            dod_field((w >> (64 - 24)) & 0xf_ffff, 20)
         }
         _ => {
-            *leading = r.read_bits(5)? as u32;
-            let mut sig = r.read_bits(6)? as u32;
-            if sig == 0 {
-                sig = 64;
-            }
-            // A hostile stream can claim leading + sig > 64; wrap like Go's uint8 math
-            // would and keep the shift in range so we never panic.
-            *trailing = 64u32.saturating_sub(*leading + sig);
-            let x = r.read_bits(sig)?;
-            Some(v ^ x.checked_shl(*trailing).unwrap_or(0))
+            r.skip(4);
+            r.read_bits(64) as i64
         }
     }
+}
+
+#[inline(always)]
+fn read_value(r: &mut BitReader<'_>, v: u64, leading: &mut u32, trailing: &mut u32) -> u64 {
+    let w = r.peek();
+    if w >> 63 == 0 {
+        r.skip(1);
+        return v;
+    }
+    if w >> 62 == 0b10 {
+        r.skip(2);
+        let sig = 64 - *leading - *trailing;
+        return v ^ (r.read_bits(sig) << *trailing);
+    }
+    // `11`: new window: 5 bits leading, 6 bits significant (0 means 64).
+    *leading = ((w >> 57) & 0x1f) as u32;
+    let mut sig = ((w >> 51) & 0x3f) as u32;
+    if sig == 0 {
+        sig = 64;
+    }
+    r.skip(13);
+    // A hostile stream can claim leading + sig > 64; clamp instead of panicking
+    // (the chunk then decodes to garbage, never to a crash).
+    *trailing = 64u32.saturating_sub(*leading + sig);
+    v ^ r.read_bits(sig).checked_shl(*trailing).unwrap_or(0)
 }

@@ -132,14 +132,19 @@ impl XorEncoder {
         self.w.write_bits(delta >> trailing, sig);
     }
 
-    /// The encoded chunk bytes (header included).
-    pub fn bytes(&self) -> &[u8] {
-        &self.w.buf
+    /// The chunk as it would be if closed now (a copy).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.w.to_bytes()
+    }
+
+    /// Length in bytes of the chunk if closed now.
+    pub fn encoded_len(&self) -> usize {
+        self.w.len()
     }
 
     /// Consumes the encoder and returns the chunk bytes.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.w.buf
+        self.w.finish()
     }
 
     /// Timestamp of the last appended sample (meaningless when empty).

@@ -56,11 +56,11 @@ pub fn encode_bigchunk(ts: &[i64], vs: &[f64]) -> Result<Vec<u8>, EncodingError>
         for (&t, &v) in t.iter().zip(v) {
             e.append(t, v);
         }
-        let bytes = e.bytes();
+        let bytes = e.into_bytes();
         let len = u16::try_from(bytes.len())
             .map_err(|_| EncodingError::Bigchunk("sub-chunk over 65535 bytes".into()))?;
         out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(bytes);
+        out.extend_from_slice(&bytes);
     }
     Ok(out)
 }
