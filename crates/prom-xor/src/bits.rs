@@ -9,7 +9,7 @@
 pub(crate) struct BitWriter {
     pub(crate) buf: Vec<u8>,
     acc: u128,
-    /// Bits pending in `acc` (always < 8 between calls).
+    /// Bits pending in `acc` (always < 64 between calls).
     nacc: u32,
     /// Whether the last primitive Prometheus would have used was `writeByte`.
     last_was_byte: bool,
@@ -27,15 +27,18 @@ impl BitWriter {
         }
     }
 
+    /// Appends the low `n <= 64` bits of `value` (already masked); whole 64-bit words
+    /// leave the accumulator at once.
     #[inline(always)]
     fn push(&mut self, value: u64, n: u32) {
         self.acc = (self.acc << n) | value as u128;
         self.nacc += n;
-        while self.nacc >= 8 {
-            self.nacc -= 8;
-            self.buf.push((self.acc >> self.nacc) as u8);
+        if self.nacc >= 64 {
+            self.nacc -= 64;
+            self.buf
+                .extend_from_slice(&((self.acc >> self.nacc) as u64).to_be_bytes());
+            self.acc &= (1u128 << self.nacc) - 1;
         }
-        self.acc &= (1u128 << self.nacc) - 1;
     }
 
     #[inline(always)]
@@ -66,14 +69,36 @@ impl BitWriter {
         self.last_was_byte = n % 8 == 0;
     }
 
+    /// Writes a control prefix and a field in one go; equivalent to
+    /// `write_bits(prefix, prefix_len)` then `write_bits(field, field_len)`.
+    #[inline(always)]
+    pub(crate) fn write_prefixed(
+        &mut self,
+        prefix: u64,
+        prefix_len: u32,
+        field: u64,
+        field_len: u32,
+    ) {
+        debug_assert!(prefix_len + field_len <= 64 && field_len > 0 && field_len < 64);
+        let masked = field & ((1u64 << field_len) - 1);
+        self.push((prefix << field_len) | masked, prefix_len + field_len);
+        self.last_was_byte = field_len % 8 == 0;
+    }
+
     /// Length of the finished stream in bytes.
     pub(crate) fn len(&self) -> usize {
-        self.buf.len() + usize::from(self.nacc > 0 || self.last_was_byte)
+        let whole = (self.nacc / 8) as usize;
+        self.buf.len() + whole + usize::from(self.nacc % 8 > 0 || self.last_was_byte)
     }
 
     /// The finished stream: pending bits padded with zeros, or the extra zero byte
     /// `bstream` leaves after a byte-aligned `writeByte`.
     pub(crate) fn finish(mut self) -> Vec<u8> {
+        while self.nacc >= 8 {
+            self.nacc -= 8;
+            self.buf.push((self.acc >> self.nacc) as u8);
+        }
+        self.acc &= (1u128 << self.nacc) - 1;
         if self.nacc > 0 {
             self.buf.push((self.acc << (8 - self.nacc)) as u8);
         } else if self.last_was_byte {

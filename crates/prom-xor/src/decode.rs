@@ -49,10 +49,11 @@ pub fn decode_xor_into(
 ) -> Result<usize, XorDecodeError> {
     let n = xor_sample_count(chunk)?;
     let (ts0, vs0) = (ts.len(), vs.len());
-    // The count is bounded by u16, so reserving it is safe even for hostile input.
-    ts.reserve(n);
-    vs.reserve(n);
-    match decode_body(&chunk[2..], n, ts, vs) {
+    // The count is bounded by u16, so sizing by it is safe even for hostile input.
+    // Writing by index into pre-sized buffers avoids a capacity check per push.
+    ts.resize(ts0 + n, 0);
+    vs.resize(vs0 + n, 0.0);
+    match decode_body(&chunk[2..], &mut ts[ts0..], &mut vs[vs0..]) {
         Ok(()) => Ok(n),
         Err(decoded) => {
             ts.truncate(ts0);
@@ -65,9 +66,11 @@ pub fn decode_xor_into(
     }
 }
 
-/// Decodes `n` samples; on failure returns how many were decoded.
+/// Fills `ts`/`vs` (one slot per announced sample); on failure returns how many
+/// samples were decoded.
 #[inline]
-fn decode_body(body: &[u8], n: usize, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<(), usize> {
+fn decode_body(body: &[u8], ts: &mut [i64], vs: &mut [f64]) -> Result<(), usize> {
+    let n = ts.len().min(vs.len());
     if n == 0 {
         return Ok(());
     }
@@ -77,8 +80,8 @@ fn decode_body(body: &[u8], n: usize, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> R
     if r.overran() {
         return Err(0);
     }
-    ts.push(t);
-    vs.push(f64::from_bits(v));
+    ts[0] = t;
+    vs[0] = f64::from_bits(v);
     if n == 1 {
         return Ok(());
     }
@@ -90,17 +93,17 @@ fn decode_body(body: &[u8], n: usize, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> R
     if r.overran() {
         return Err(1);
     }
-    ts.push(t);
-    vs.push(f64::from_bits(v));
-    for i in 2..n {
+    ts[1] = t;
+    vs[1] = f64::from_bits(v);
+    for (i, (ts_i, vs_i)) in ts[2..n].iter_mut().zip(&mut vs[2..n]).enumerate() {
         delta = delta.wrapping_add(read_dod(&mut r) as u64);
         t = t.wrapping_add(delta as i64);
         v = read_value(&mut r, v, &mut leading, &mut trailing);
         if r.overran() {
-            return Err(i);
+            return Err(i + 2);
         }
-        ts.push(t);
-        vs.push(f64::from_bits(v));
+        *ts_i = t;
+        *vs_i = f64::from_bits(v);
     }
     Ok(())
 }

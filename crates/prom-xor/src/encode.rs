@@ -74,14 +74,11 @@ impl XorEncoder {
                 if dod == 0 {
                     self.w.write_bit(false);
                 } else if (-8191..=8192).contains(&dod) {
-                    self.w.write_bits(0b10, 2);
-                    self.w.write_bits(dod as u64, 14);
+                    self.w.write_prefixed(0b10, 2, dod as u64, 14);
                 } else if (-65535..=65536).contains(&dod) {
-                    self.w.write_bits(0b110, 3);
-                    self.w.write_bits(dod as u64, 17);
+                    self.w.write_prefixed(0b110, 3, dod as u64, 17);
                 } else if (-524287..=524288).contains(&dod) {
-                    self.w.write_bits(0b1110, 4);
-                    self.w.write_bits(dod as u64, 20);
+                    self.w.write_prefixed(0b1110, 4, dod as u64, 20);
                 } else {
                     self.w.write_bits(0b1111, 4);
                     self.w.write_bits(dod as u64, 64);
@@ -114,21 +111,25 @@ impl XorEncoder {
             self.w.write_bit(false);
             return;
         }
-        self.w.write_bit(true);
         let leading = (delta.leading_zeros() as u8).min(31);
         let trailing = delta.trailing_zeros() as u8;
         if self.leading != NO_WINDOW && leading >= self.leading && trailing >= self.trailing {
-            self.w.write_bit(false);
+            // `10` then the window's bits.
             let sig = 64 - self.leading as u32 - self.trailing as u32;
-            self.w.write_bits(delta >> self.trailing, sig);
+            if sig <= 62 {
+                self.w.write_prefixed(0b10, 2, delta >> self.trailing, sig);
+            } else {
+                self.w.write_bits(0b10, 2);
+                self.w.write_bits(delta >> self.trailing, sig);
+            }
             return;
         }
         self.leading = leading;
         self.trailing = trailing;
-        self.w.write_bit(true);
-        self.w.write_bits(leading as u64, 5);
         let sig = 64 - leading as u32 - trailing as u32;
-        self.w.write_bits(sig as u64, 6);
+        // `11`, 5 bits leading, 6 bits width (64 is written as 0), then the bits.
+        self.w
+            .write_prefixed(0b11 << 5 | leading as u64, 7, sig as u64 & 0x3f, 6);
         self.w.write_bits(delta >> trailing, sig);
     }
 

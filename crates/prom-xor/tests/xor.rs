@@ -124,3 +124,154 @@ proptest! {
         let _ = decode_xor(&bytes);
     }
 }
+
+/// A literal, bit-at-a-time model of Prometheus' `bstream` and `xorAppender`
+/// (tsdb-block-format.md §3), used as the reference for the optimised encoder.
+mod reference {
+    pub struct Stream {
+        pub buf: Vec<u8>,
+        free: u8,
+    }
+
+    impl Stream {
+        pub fn new() -> Self {
+            Self {
+                buf: vec![0, 0],
+                free: 0,
+            }
+        }
+        fn bit(&mut self, b: bool) {
+            if self.free == 0 {
+                self.buf.push(0);
+                self.free = 8;
+            }
+            if b {
+                let l = self.buf.len() - 1;
+                self.buf[l] |= 1 << (self.free - 1);
+            }
+            self.free -= 1;
+        }
+        fn byte(&mut self, x: u8) {
+            if self.free == 0 {
+                self.buf.push(0);
+                self.free = 8;
+            }
+            let l = self.buf.len() - 1;
+            self.buf[l] |= ((x as u16) >> (8 - self.free)) as u8;
+            self.buf.push(((x as u16) << self.free) as u8);
+        }
+        fn bits(&mut self, u: u64, n: u32) {
+            let mut u = if n == 0 { 0 } else { u << (64 - n) };
+            let mut n = n;
+            while n >= 8 {
+                self.byte((u >> 56) as u8);
+                u <<= 8;
+                n -= 8;
+            }
+            while n > 0 {
+                self.bit(u >> 63 == 1);
+                u <<= 1;
+                n -= 1;
+            }
+        }
+    }
+
+    pub fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
+        let mut s = Stream::new();
+        let (mut t, mut v, mut td, mut lead, mut trail) = (0i64, 0u64, 0u64, 0xffu8, 0u8);
+        for (i, &(ts, val)) in samples.iter().enumerate() {
+            let vb = val.to_bits();
+            let mut value = |s: &mut Stream, v: u64| {
+                let d = vb ^ v;
+                if d == 0 {
+                    return s.bit(false);
+                }
+                s.bit(true);
+                let l = (d.leading_zeros() as u8).min(31);
+                let tz = d.trailing_zeros() as u8;
+                if lead != 0xff && l >= lead && tz >= trail {
+                    s.bit(false);
+                    s.bits(d >> trail, 64 - lead as u32 - trail as u32);
+                } else {
+                    lead = l;
+                    trail = tz;
+                    s.bit(true);
+                    s.bits(l as u64, 5);
+                    let sig = 64 - l as u32 - tz as u32;
+                    s.bits(sig as u64, 6);
+                    s.bits(d >> tz, sig);
+                }
+            };
+            match i {
+                0 => {
+                    let mut zz = ((ts << 1) ^ (ts >> 63)) as u64;
+                    while zz >= 0x80 {
+                        s.byte(zz as u8 | 0x80);
+                        zz >>= 7;
+                    }
+                    s.byte(zz as u8);
+                    s.bits(vb, 64);
+                }
+                1 => {
+                    let mut d = ts.wrapping_sub(t) as u64;
+                    td = d;
+                    while d >= 0x80 {
+                        s.byte(d as u8 | 0x80);
+                        d >>= 7;
+                    }
+                    s.byte(d as u8);
+                    value(&mut s, v);
+                }
+                _ => {
+                    let d = ts.wrapping_sub(t) as u64;
+                    let dod = d.wrapping_sub(td) as i64;
+                    td = d;
+                    if dod == 0 {
+                        s.bit(false);
+                    } else if (-8191..=8192).contains(&dod) {
+                        s.bits(0b10, 2);
+                        s.bits(dod as u64, 14);
+                    } else if (-65535..=65536).contains(&dod) {
+                        s.bits(0b110, 3);
+                        s.bits(dod as u64, 17);
+                    } else if (-524287..=524288).contains(&dod) {
+                        s.bits(0b1110, 4);
+                        s.bits(dod as u64, 20);
+                    } else {
+                        s.bits(0b1111, 4);
+                        s.bits(dod as u64, 64);
+                    }
+                    value(&mut s, v);
+                }
+            }
+            t = ts;
+            v = vb;
+            let n = ((i + 1) as u16).to_be_bytes();
+            s.buf[0] = n[0];
+            s.buf[1] = n[1];
+        }
+        s.buf
+    }
+}
+
+proptest! {
+    #[test]
+    fn encoder_matches_the_bit_by_bit_reference(
+        start in any::<i64>(),
+        deltas in proptest::collection::vec(prop_oneof![
+            14_990i64..15_010, 0i64..3, -9000i64..9000, any::<i32>().prop_map(i64::from), any::<i64>()
+        ], 0..200),
+        values in proptest::collection::vec(prop_oneof![
+            any::<u64>(), (0u64..1000).prop_map(|x| (x as f64).to_bits()), Just(0x7ff0_0000_0000_0002u64)
+        ], 201),
+    ) {
+        let mut t = start;
+        let mut samples = vec![];
+        for (i, d) in std::iter::once(0).chain(deltas).enumerate() {
+            t = t.wrapping_add(d);
+            samples.push((t, f64::from_bits(values[i])));
+            // Every prefix must match too: it exercises each possible trailing state.
+            prop_assert_eq!(encode(&samples), reference::encode(&samples), "after {} samples", i + 1);
+        }
+    }
+}
