@@ -16,6 +16,10 @@ command -v promtool >/dev/null || { echo "promtool still missing after install" 
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
 # The README's first command, on a small store, so the front door keeps working.
 scripts/demo.sh --small
+# One closing line over every test binary (cargo prints one per binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "summary: %d passed, %d failed\n", p, f }' "$log"

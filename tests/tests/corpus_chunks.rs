@@ -97,3 +97,29 @@ fn every_corpus_chunk_decodes_and_reproduces_expected() {
         decoded.keys()
     );
 }
+
+#[test]
+fn value_text_reproduces_every_expected_value_string() {
+    let mut n = 0;
+    for tenant in TENANTS {
+        for day in DAYS {
+            let path = corpus_dir()
+                .join("expected")
+                .join(tenant)
+                .join(format!("{day}.jsonl"));
+            for line in std::fs::read_to_string(&path).expect("read").lines() {
+                let v: serde_json::Value = serde_json::from_str(line).expect("json");
+                for s in v["samples"].as_array().expect("samples") {
+                    let text = s[1].as_str().expect("value");
+                    let bits = blocksconvert_tests::parse_value(text);
+                    assert_eq!(
+                        cortex_chunk::value_text::value_text(f64::from_bits(bits)),
+                        text
+                    );
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(n, 281_119);
+}

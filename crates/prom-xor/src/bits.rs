@@ -66,7 +66,7 @@ impl BitWriter {
             value & ((1u64 << n) - 1)
         };
         self.push(masked, n);
-        self.last_was_byte = n % 8 == 0;
+        self.last_was_byte = n.is_multiple_of(8);
     }
 
     /// Writes a control prefix and a field in one go; equivalent to
@@ -82,13 +82,13 @@ impl BitWriter {
         debug_assert!(prefix_len + field_len <= 64 && field_len > 0 && field_len < 64);
         let masked = field & ((1u64 << field_len) - 1);
         self.push((prefix << field_len) | masked, prefix_len + field_len);
-        self.last_was_byte = field_len % 8 == 0;
+        self.last_was_byte = field_len.is_multiple_of(8);
     }
 
     /// Length of the finished stream in bytes.
     pub(crate) fn len(&self) -> usize {
         let whole = (self.nacc / 8) as usize;
-        self.buf.len() + whole + usize::from(self.nacc % 8 > 0 || self.last_was_byte)
+        self.buf.len() + whole + usize::from(!self.nacc.is_multiple_of(8) || self.last_was_byte)
     }
 
     /// The finished stream: pending bits padded with zeros, or the extra zero byte

@@ -1,0 +1,123 @@
+//! The `blocksconvert` binary end to end: inspect a Cortex-written chunk and block,
+//! generate a store.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn corpus() -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/cortex-corpus");
+    assert!(dir.is_dir(), "Cortex corpus missing at {}", dir.display());
+    dir
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_blocksconvert"))
+        .args(args)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+#[test]
+fn inspect_chunk_json_has_the_documented_fields() {
+    let file = corpus().join("chunks/acme/12841356518008576258:1605781935009:1605783719988");
+    let doc: serde_json::Value = serde_json::from_str(&run(&[
+        "inspect",
+        "chunk",
+        file.to_str().expect("path"),
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(
+        doc["key"],
+        "12841356518008576258:1605781935009:1605783719988"
+    );
+    assert_eq!(doc["from"], 1605781935009i64);
+    assert_eq!(doc["through"], 1605783719988i64);
+    assert!(doc["labels"]["__name__"].is_string());
+    assert!(doc["encoding"].is_string());
+    let samples = doc["samples"].as_array().expect("samples");
+    assert!(!samples.is_empty());
+    assert_eq!(samples[0][0], 1605781935009i64);
+    assert!(samples[0][1].is_string());
+}
+
+#[test]
+fn inspect_block_and_a_bad_chunk() {
+    let block = corpus().join("cortex-output/blocks/acme/01M7XKPNRX3J9BK4WV9CHQSEXG");
+    let doc: serde_json::Value = serde_json::from_str(&run(&[
+        "inspect",
+        "block",
+        block.to_str().expect("path"),
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(doc["series_count"], 75);
+    assert_eq!(doc["meta"]["thanos"]["labels"]["__org_id__"], "acme");
+    let total: usize = doc["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| s["samples"].as_array().expect("s").len())
+        .sum();
+    assert_eq!(total, 29736);
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = corpus().join("chunks/acme/10650b2b46c4a658:175dda10d68:175ddca405c:5f2524b9");
+    let mut bytes = std::fs::read(&src).expect("read");
+    bytes[100] ^= 1;
+    let bad = dir
+        .path()
+        .join("acme")
+        .join("10650b2b46c4a658:175dda10d68:175ddca405c:5f2524b9");
+    std::fs::create_dir_all(bad.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&bad, bytes).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_blocksconvert"))
+        .args(["inspect", "chunk"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("checksum mismatch") && err.contains("acme/10650b2b46c4a658"),
+        "{err}"
+    );
+}
+
+#[test]
+fn generate_writes_a_store() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("s");
+    let text = run(&[
+        "generate",
+        "--out",
+        out.to_str().expect("p"),
+        "--series",
+        "10",
+        "--samples-per-series",
+        "100",
+        "--encoding",
+        "xor,doubledelta",
+    ]);
+    assert!(text.contains("generated"), "{text}");
+    assert!(out.join("schema.yaml").is_file());
+    assert!(out.join("plans/tenant-0/18584.plan.snappy").is_file());
+    let bad = Command::new(env!("CARGO_BIN_EXE_blocksconvert"))
+        .args([
+            "generate",
+            "--out",
+            out.to_str().expect("p"),
+            "--encoding",
+            "varbit",
+        ])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+}
