@@ -97,7 +97,7 @@ fn promtool_analyzes_and_dumps_our_blocks_exactly() {
     for tenant in TENANTS {
         for day in DAYS {
             let db = tempfile::tempdir().expect("tmp");
-            let dir = write_expected_block(tenant, day, "01M7XKPNRX3J9BK4WV9CHQSEXG", db.path());
+            write_expected_block(tenant, day, "01M7XKPNRX3J9BK4WV9CHQSEXG", db.path());
             let analyze = promtool()
                 .args(["tsdb", "analyze"])
                 .arg(db.path())
@@ -145,7 +145,6 @@ fn promtool_analyzes_and_dumps_our_blocks_exactly() {
             for (g, w) in got.iter().zip(&lines) {
                 assert_eq!(g, w, "{tenant}/{day}");
             }
-            drop(dir);
         }
     }
 }

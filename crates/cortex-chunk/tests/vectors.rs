@@ -331,3 +331,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_over_full_xor_chunk_is_refused_not_wrapped() {
+    let ts: Vec<i64> = (0..65_536).collect();
+    let vs = vec![1.0; ts.len()];
+    let e = encode_prometheus_xor(&ts, &vs).expect_err("65536 samples do not fit");
+    assert_eq!(
+        e,
+        cortex_chunk::EncodingError::TooManySamples { count: 65_536 }
+    );
+    assert!(encode_prometheus_xor(&ts[..65_535], &vs[..65_535]).is_ok());
+}

@@ -1,8 +1,6 @@
 //! Index rows: what Cortex's v9/v10/v11 schemas write for a chunk, and the parser
 //! for the only rows a converter needs (series→chunk, type `'3'`).
 
-use std::collections::BTreeSet;
-
 use crate::DAY_MS;
 use crate::schema::PeriodConfig;
 use crate::series_id::{series_id, shard, value_hash};
@@ -144,11 +142,6 @@ pub fn parse_chunk_row(hash: &str, range: &[u8]) -> Option<ChunkRow> {
         series_id,
         chunk_id,
     })
-}
-
-/// Distinct tables a set of entries uses.
-pub fn tables(entries: &[IndexEntry]) -> BTreeSet<&str> {
-    entries.iter().map(|e| e.table.as_str()).collect()
 }
 
 #[cfg(test)]

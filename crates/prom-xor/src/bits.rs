@@ -17,7 +17,12 @@ pub(crate) struct BitWriter {
 
 impl BitWriter {
     pub(crate) fn with_header(capacity: usize) -> Self {
-        let mut buf = Vec::with_capacity(capacity.max(2));
+        Self::reusing(Vec::with_capacity(capacity.max(2)))
+    }
+
+    /// Starts a stream in `buf` (cleared), keeping its allocation.
+    pub(crate) fn reusing(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         buf.extend_from_slice(&[0, 0]);
         Self {
             buf,

@@ -34,8 +34,17 @@ impl XorEncoder {
 
     /// A new empty chunk whose buffer starts with `bytes` of capacity.
     pub fn with_capacity(bytes: usize) -> Self {
+        Self::from_writer(BitWriter::with_header(bytes))
+    }
+
+    /// A new empty chunk written into `buf` (cleared), reusing its allocation.
+    pub fn reusing(buf: Vec<u8>) -> Self {
+        Self::from_writer(BitWriter::reusing(buf))
+    }
+
+    fn from_writer(w: BitWriter) -> Self {
         Self {
-            w: BitWriter::with_header(bytes),
+            w,
             num: 0,
             t: 0,
             t_delta: 0,

@@ -117,9 +117,8 @@ impl BlockWriter {
             .zip(vs.chunks(SAMPLES_PER_CHUNK))
             .enumerate()
         {
-            let mut enc = XorEncoder::with_capacity(
-                std::mem::take(&mut self.chunk_data[i]).capacity().max(256),
-            );
+            // Reuse the previous series' chunk buffers: no allocation per chunk.
+            let mut enc = XorEncoder::reusing(std::mem::take(&mut self.chunk_data[i]));
             for (&t, &v) in t.iter().zip(v) {
                 enc.append(t, v);
             }

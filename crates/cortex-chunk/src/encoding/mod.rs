@@ -78,6 +78,12 @@ pub enum EncodingError {
     /// Varbit header or payload is malformed.
     #[error("varbit: {0}")]
     Varbit(String),
+    /// More samples than one PrometheusXorChunk can hold (65535).
+    #[error("{count} samples exceed the 65535 a PrometheusXorChunk can hold")]
+    TooManySamples {
+        /// Samples offered.
+        count: usize,
+    },
 }
 
 /// Appends every sample of `data` to `ts`/`vs` and returns how many were added.
@@ -112,13 +118,7 @@ pub fn encode_prometheus_xor(ts: &[i64], vs: &[f64]) -> Result<Vec<u8>, Encoding
     let mut e = prom_xor::XorEncoder::with_capacity(16 + ts.len() * 2);
     for (&t, &v) in ts.iter().zip(vs) {
         if !e.append(t, v) {
-            return Err(EncodingError::Xor {
-                context: "PrometheusXorChunk encoder".into(),
-                source: XorDecodeError::Truncated {
-                    expected: 65535,
-                    decoded: ts.len(),
-                },
-            });
+            return Err(EncodingError::TooManySamples { count: ts.len() });
         }
     }
     Ok(e.into_bytes())
