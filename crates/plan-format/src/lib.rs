@@ -107,97 +107,190 @@ pub struct Plan {
     pub duplicate_entries: usize,
 }
 
-/// Reads a whole plan (decompressing per `compression`), validating structure.
+/// One series of a plan: its ID and the chunk IDs to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanEntry {
+    /// Series ID (base64 SHA-256 of the label string).
+    pub sid: String,
+    /// Chunk IDs as found in the index.
+    pub chunks: Vec<String>,
+}
+
+type RecordStream<'a> = serde_json::StreamDeserializer<
+    'a,
+    serde_json::de::IoRead<BufReader<Box<dyn Read + 'a>>>,
+    Record,
+>;
+
+/// Streams a plan entry by entry with bounded memory.
+///
+/// [`PlanReader::next_entry`] yields `None` only after the footer was seen and nothing
+/// but whitespace follows it; a truncated or malformed plan ends in an error instead,
+/// so a caller that finishes its work only on `None` never builds from half a plan.
+pub struct PlanReader<'a> {
+    name: String,
+    user: String,
+    day_index: i64,
+    stream: RecordStream<'a>,
+    record: usize,
+    footer: bool,
+}
+
+impl std::fmt::Debug for PlanReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanReader")
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field("day_index", &self.day_index)
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+impl<'a> PlanReader<'a> {
+    /// Opens a plan and reads its header (decompressing per `compression`).
+    pub fn open(
+        name: &str,
+        input: impl Read + 'a,
+        compression: Compression,
+    ) -> Result<Self, PlanError> {
+        let reader: Box<dyn Read + 'a> = match compression {
+            Compression::None => Box::new(input),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
+            Compression::Snappy => Box::new(snap::read::FrameDecoder::new(input)),
+        };
+        let mut stream = serde_json::Deserializer::from_reader(BufReader::with_capacity(
+            256 << 10,
+            reader,
+        ))
+        .into_iter::<Record>();
+        let mut this_name = name.to_owned();
+        let header = match stream.next() {
+            None => {
+                return Err(PlanError::Incomplete {
+                    name: this_name,
+                    records: 0,
+                });
+            }
+            Some(r) => r.map_err(|e| json_error(&mut this_name, 1, e))?,
+        };
+        if header.user.is_empty() || header.day_index == 0 {
+            return Err(PlanError::Malformed {
+                name: this_name,
+                record: 1,
+                reason: "header needs a non-empty user and a non-zero day_index".into(),
+            });
+        }
+        Ok(Self {
+            name: this_name,
+            user: header.user,
+            day_index: header.day_index,
+            stream,
+            record: 1,
+            footer: false,
+        })
+    }
+
+    /// Tenant from the header.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Day index from the header.
+    pub fn day_index(&self) -> i64 {
+        self.day_index
+    }
+
+    /// Records read so far (header included).
+    pub fn records(&self) -> usize {
+        self.record
+    }
+
+    /// The next entry, `Ok(None)` at a correctly terminated end, or an error.
+    pub fn next_entry(&mut self) -> Result<Option<PlanEntry>, PlanError> {
+        loop {
+            let Some(r) = self.stream.next() else {
+                if self.footer {
+                    return Ok(None);
+                }
+                return Err(PlanError::Incomplete {
+                    name: self.name.clone(),
+                    records: self.record,
+                });
+            };
+            self.record += 1;
+            let r = r.map_err(|e| json_error(&mut self.name.clone(), self.record, e))?;
+            if r.complete {
+                self.footer = true;
+                continue;
+            }
+            if self.footer {
+                return Err(PlanError::Malformed {
+                    name: self.name.clone(),
+                    record: self.record,
+                    reason: "plan entries found after plan footer".into(),
+                });
+            }
+            if r.sid.is_empty() || r.cs.is_empty() {
+                continue; // Cortex skips such records
+            }
+            return Ok(Some(PlanEntry {
+                sid: r.sid,
+                chunks: r.cs,
+            }));
+        }
+    }
+}
+
+fn json_error(name: &mut String, record: usize, e: serde_json::Error) -> PlanError {
+    let name = std::mem::take(name);
+    if e.is_io() {
+        PlanError::Io {
+            name,
+            source: e.into(),
+        }
+    } else if e.is_eof() {
+        PlanError::Incomplete {
+            name,
+            records: record - 1,
+        }
+    } else {
+        PlanError::Malformed {
+            name,
+            record,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Reads a whole plan (decompressing per `compression`), validating structure and
+/// merging entries that repeat a series.
 pub fn read_plan(
     name: &str,
     input: impl Read,
     compression: Compression,
 ) -> Result<Plan, PlanError> {
-    let reader: Box<dyn Read> = match compression {
-        Compression::None => Box::new(input),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
-        Compression::Snappy => Box::new(snap::read::FrameDecoder::new(input)),
-    };
-    let mut stream =
-        serde_json::Deserializer::from_reader(BufReader::new(reader)).into_iter::<Record>();
-    let malformed = |record, reason: String| PlanError::Malformed {
-        name: name.to_owned(),
-        record,
-        reason,
-    };
-    let to_err = |record: usize, e: serde_json::Error| {
-        if e.is_io() {
-            PlanError::Io {
-                name: name.to_owned(),
-                source: e.into(),
-            }
-        } else if e.is_eof() {
-            PlanError::Incomplete {
-                name: name.to_owned(),
-                records: record - 1,
-            }
-        } else {
-            malformed(record, e.to_string())
-        }
-    };
-    let header = match stream.next() {
-        None => {
-            return Err(PlanError::Incomplete {
-                name: name.to_owned(),
-                records: 0,
-            });
-        }
-        Some(r) => r.map_err(|e| to_err(1, e))?,
-    };
-    if header.user.is_empty() || header.day_index == 0 {
-        return Err(malformed(
-            1,
-            "header needs a non-empty user and a non-zero day_index".into(),
-        ));
-    }
+    let mut reader = PlanReader::open(name, input, compression)?;
     let mut plan = Plan {
-        user: header.user,
-        day_index: header.day_index,
+        user: reader.user().to_owned(),
+        day_index: reader.day_index(),
         series: BTreeMap::new(),
         duplicate_entries: 0,
     };
-    let mut record = 1;
-    let mut footer = false;
-    for r in stream {
-        record += 1;
-        let r = r.map_err(|e| to_err(record, e))?;
-        if r.complete {
-            footer = true;
-            continue;
-        }
-        if footer {
-            return Err(malformed(
-                record,
-                "plan entries found after plan footer".into(),
-            ));
-        }
-        if r.sid.is_empty() || r.cs.is_empty() {
-            continue; // Cortex skips such records
-        }
-        match plan.series.get_mut(&r.sid) {
+    while let Some(entry) = reader.next_entry()? {
+        match plan.series.get_mut(&entry.sid) {
             Some(existing) => {
                 plan.duplicate_entries += 1;
-                for c in r.cs {
+                for c in entry.chunks {
                     if !existing.contains(&c) {
                         existing.push(c);
                     }
                 }
             }
             None => {
-                plan.series.insert(r.sid, r.cs);
+                plan.series.insert(entry.sid, entry.chunks);
             }
         }
-    }
-    if !footer {
-        return Err(PlanError::Incomplete {
-            name: name.to_owned(),
-            records: record,
-        });
     }
     Ok(plan)
 }

@@ -1,0 +1,790 @@
+//! The conversion pipeline of one plan, on dedicated threads:
+//!
+//! ```text
+//! plan reader ──tasks──▶ [async fetch stage, remote stores only] ──▶ N CPU workers
+//!   (fetch local chunks, decode, normalise labels, merge, clip, snap, encode)
+//!   ──results──▶ writer (reorders by plan position, appends chunks to the segments,
+//!   feeds the external series sorter) ──▶ index + meta.json
+//! ```
+//!
+//! Chunks land in the segment files in plan order and the index in label order, so the
+//! block is identical for any thread count and any memory budget. Nothing is finished
+//! unless the plan reader confirmed the footer (W18).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use cortex_chunk::encoding::decode_samples;
+use cortex_chunk::{ChunkErrorKind, ChunkKey, LabelPairs, decode_object};
+use futures::StreamExt;
+use plan_format::{Compression, PlanReader};
+use tsdb_block::index::IndexWriter;
+use tsdb_block::meta::{BlockFile, BlockMeta};
+use tsdb_block::segment::SegmentWriter;
+use tsdb_block::ChunkMeta;
+
+use crate::encode::{EncodedSeries, encode_series, snap_timestamps};
+use crate::fetch::{ChunkStores, FetchError, Fetched, fetch_remote, read_local, safe_object_path};
+use crate::labels::{LabelConflict, normalise, to_text};
+use crate::merge::{MergeScratch, MergeStats, Run, merge_series};
+use crate::report::{BadChunk, BadChunkKind, PlanReport, QuarantinedSeries};
+use crate::sorter::{SeriesRecord, SeriesSorter};
+use crate::{BuildConfig, BuildError, BuildProgress, metrics as m};
+
+/// What [`convert_plan`] produced: a finished local block and the report.
+#[derive(Debug)]
+pub struct LocalBlock {
+    /// Block directory (`<work>/blocks/<ULID>`).
+    pub dir: PathBuf,
+    /// Its meta.
+    pub meta: BlockMeta,
+}
+
+struct Task {
+    seq: u64,
+    sid: String,
+    ids: Vec<String>,
+    fetched: Option<Result<Vec<Fetched>, FetchError>>,
+}
+
+struct SeriesOut {
+    seq: u64,
+    sid: String,
+    labels: Option<LabelPairs>,
+    encoded: EncodedSeries,
+    samples: u64,
+    stats: MergeStats,
+    snapped: u64,
+    bad: Vec<BadChunk>,
+    quarantined: Option<QuarantinedSeries>,
+    fetched_chunks: u64,
+    fetched_bytes: u64,
+}
+
+/// Plan facts from the validation pass.
+pub(crate) struct PlanSummary {
+    pub user: String,
+    pub day_index: i64,
+    pub series: u64,
+    pub chunks: u64,
+    pub repeated_entries: u64,
+    /// Hashes of series IDs that occur in more than one entry.
+    repeated: HashSet<u64>,
+}
+
+fn sid_hash(sid: &str) -> u64 {
+    // Fixed keys: the same plan always gives the same grouping.
+    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .build_hasher();
+    h.write(sid.as_bytes());
+    h.finish()
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn open_plan<'a>(
+    name: &str,
+    path: &Path,
+    counter: Option<Arc<AtomicU64>>,
+) -> Result<PlanReader<'a>, BuildError> {
+    let compression = Compression::from_name(name).unwrap_or(Compression::None);
+    let file = std::fs::File::open(path).map_err(|source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let reader: Box<dyn Read> = match counter {
+        Some(count) => Box::new(CountingReader { inner: file, count }),
+        None => Box::new(file),
+    };
+    Ok(PlanReader::open(name, reader, compression)?)
+}
+
+/// Pass 1: reads the whole plan, so a truncated or malformed plan fails before any
+/// chunk is fetched, and finds series IDs that repeat (W11).
+pub(crate) fn validate_plan(name: &str, path: &Path) -> Result<PlanSummary, BuildError> {
+    let mut reader = open_plan(name, path, None)?;
+    let mut seen = HashSet::new();
+    let mut repeated = HashSet::new();
+    let (mut entries, mut chunks) = (0u64, 0u64);
+    while let Some(e) = reader.next_entry()? {
+        entries += 1;
+        chunks += e.chunks.len() as u64;
+        let h = sid_hash(&e.sid);
+        if !seen.insert(h) {
+            repeated.insert(h);
+        }
+    }
+    // Entries sharing a hash are grouped exactly (by series ID) later; the counts here
+    // only need to be exact for real repeats, which share the hash too.
+    Ok(PlanSummary {
+        user: reader.user().to_owned(),
+        day_index: reader.day_index(),
+        series: seen.len() as u64,
+        chunks,
+        repeated_entries: entries - seen.len() as u64,
+        repeated,
+    })
+}
+
+/// Converts a validated local plan file into a local block under `work/blocks`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn convert_plan(
+    name: &str,
+    plan_path: &Path,
+    summary: &PlanSummary,
+    stores: &ChunkStores,
+    cfg: &BuildConfig,
+    progress: &BuildProgress,
+    report: &mut PlanReport,
+    runtime: &tokio::runtime::Handle,
+) -> Result<LocalBlock, BuildError> {
+    let ulid = ulid::Ulid::new().to_string();
+    let blocks_dir = cfg.work_dir.join("blocks");
+    let tmp_dir = blocks_dir.join(format!("{ulid}.tmp"));
+    let spill_dir = cfg.work_dir.join("spill").join(&ulid);
+    let result = convert_into(
+        name, plan_path, summary, stores, cfg, progress, report, runtime, &ulid, &tmp_dir,
+        &spill_dir,
+    );
+    let _ = std::fs::remove_dir_all(&spill_dir);
+    match result {
+        Ok(meta) => {
+            let dir = blocks_dir.join(&ulid);
+            std::fs::rename(&tmp_dir, &dir).map_err(|source| BuildError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            Ok(LocalBlock { dir, meta })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp_dir);
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn convert_into(
+    name: &str,
+    plan_path: &Path,
+    summary: &PlanSummary,
+    stores: &ChunkStores,
+    cfg: &BuildConfig,
+    progress: &BuildProgress,
+    report: &mut PlanReport,
+    runtime: &tokio::runtime::Handle,
+    ulid: &str,
+    tmp_dir: &Path,
+    spill_dir: &Path,
+) -> Result<BlockMeta, BuildError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BuildError::Io { path, source }
+    };
+    std::fs::create_dir_all(tmp_dir).map_err(io(tmp_dir))?;
+    let day_start = summary.day_index * cortex_index::DAY_MS;
+    let day_end = day_start + cortex_index::DAY_MS;
+    let cancel = AtomicBool::new(false);
+    let local = stores.all_local();
+    let workers = cfg.workers.max(1);
+    let (task_tx, task_rx) = async_channel::bounded::<Task>(workers * 4);
+    let (work_tx, work_rx) = if local {
+        (task_tx.clone(), task_rx.clone())
+    } else {
+        async_channel::bounded::<Task>(cfg.fetch_concurrency.max(1) * 2)
+    };
+    let (out_tx, out_rx) = async_channel::bounded::<Result<SeriesOut, BuildError>>(workers * 4);
+
+    let user: Arc<str> = Arc::from(summary.user.as_str());
+    let fetch_stage = (!local).then(|| {
+        let (rx, tx, stores, policy, conc, user) = (
+            task_rx.clone(),
+            work_tx.clone(),
+            stores.clone(),
+            cfg.fetch,
+            cfg.fetch_concurrency.max(1),
+            Arc::clone(&user),
+        );
+        runtime.spawn(async move {
+            let stores = &stores;
+            let user = &user;
+            let stream = rx
+                .map(|mut task| async move {
+                    let fetched = futures::stream::iter(task.ids.clone())
+                        .map(|id| async move {
+                            let Ok(key) = ChunkKey::parse_for_user(&id, user) else {
+                                return Ok(Fetched::Missing); // the worker reports the bad ID
+                            };
+                            let object = key.object_path();
+                            if !safe_object_path(&object) {
+                                return Ok(Fetched::Missing);
+                            }
+                            fetch_remote(stores.for_chunk(key.from), &object, policy).await
+                        })
+                        .buffered(16)
+                        .collect::<Vec<_>>()
+                        .await
+                        .into_iter()
+                        .collect::<Result<Vec<_>, _>>();
+                    task.fetched = Some(fetched);
+                    task
+                })
+                .buffered(conc);
+            futures::pin_mut!(stream);
+            while let Some(t) = stream.next().await {
+                if tx.send(t).await.is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    drop(work_tx);
+
+    let segments = SegmentWriter::new(&tmp_dir.join("chunks"), cfg.segment_size)?;
+    let mut writer = Writer {
+        segments,
+        sorter: SeriesSorter::new(spill_dir, cfg.memory_budget),
+        symbols: BTreeSet::new(),
+        pending: BTreeMap::new(),
+        next_seq: 0,
+        report,
+        progress,
+        num_chunks: 0,
+    };
+    let counter = Arc::clone(&progress.plan_bytes_read);
+    let (plan_result, write_result) = std::thread::scope(|scope| {
+        let producer = {
+            let (tx, cancel) = (task_tx, &cancel);
+            std::thread::Builder::new()
+                .name("plan-reader".into())
+                .spawn_scoped(scope, move || {
+                    let r = produce(name, plan_path, summary, counter, &tx, cancel);
+                    tx.close();
+                    r
+                })
+        };
+        let mut spawned = Vec::new();
+        for i in 0..workers {
+            let (rx, tx, cancel, user) = (work_rx.clone(), out_tx.clone(), &cancel, &summary.user);
+            spawned.push(
+                std::thread::Builder::new()
+                    .name(format!("convert-{i}"))
+                    .spawn_scoped(scope, move || {
+                        let mut w = Worker::default();
+                        while let Ok(task) = rx.recv_blocking() {
+                            if cancel.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            let r = w.process(task, user, stores, cfg, day_start, day_end);
+                            if tx.send_blocking(r).is_err() {
+                                break;
+                            }
+                        }
+                    }),
+            );
+        }
+        drop(out_tx);
+        drop(work_rx);
+        let mut write_result = Ok(());
+        while let Ok(msg) = out_rx.recv_blocking() {
+            if let Err(e) = msg.and_then(|o| writer.accept(o)) {
+                write_result = Err(e);
+                break;
+            }
+        }
+        if write_result.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+            out_rx.close();
+            task_rx.close();
+        }
+        // A worker that failed to spawn is a resource problem worth reporting.
+        for s in spawned {
+            match s {
+                Ok(h) => {
+                    let _ = h.join();
+                }
+                Err(e) if write_result.is_ok() => {
+                    write_result = Err(BuildError::Internal(format!("cannot start worker: {e}")));
+                }
+                Err(_) => {}
+            }
+        }
+        let plan_result = match producer {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(BuildError::Internal("plan reader panicked".into()))),
+            Err(e) => Err(BuildError::Internal(format!("cannot start plan reader: {e}"))),
+        };
+        (plan_result, write_result)
+    });
+    if let Some(h) = fetch_stage {
+        let _ = runtime.block_on(h);
+    }
+    // The plan's own error wins: a writer that stopped because the plan was cut
+    // short must not hide that the plan is broken.
+    plan_result?;
+    write_result?;
+    if !writer.pending.is_empty() {
+        return Err(BuildError::Internal(format!(
+            "{} series results never arrived in order",
+            writer.pending.len()
+        )));
+    }
+    writer.finish(tmp_dir, ulid, &summary.user, day_start, day_end)
+}
+
+/// Pass 2: streams entries to the workers; repeated series are held back, merged and
+/// sent last in series-ID order.
+fn produce(
+    name: &str,
+    path: &Path,
+    summary: &PlanSummary,
+    counter: Arc<AtomicU64>,
+    tx: &async_channel::Sender<Task>,
+    cancel: &AtomicBool,
+) -> Result<(), BuildError> {
+    let mut reader = open_plan(name, path, Some(Arc::clone(&counter)))?;
+    let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut since_gauge = 0;
+    let send = |task: Task| tx.send_blocking(task).is_ok();
+    while let Some(e) = reader.next_entry()? {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        since_gauge += 1;
+        if since_gauge == 256 {
+            since_gauge = 0;
+            metrics::gauge!(m::PLAN_FILE_POSITION).set(counter.load(Ordering::Relaxed) as f64);
+        }
+        if summary.repeated.contains(&sid_hash(&e.sid)) {
+            let ids = held.entry(e.sid).or_default();
+            for c in e.chunks {
+                if !ids.contains(&c) {
+                    ids.push(c);
+                }
+            }
+            continue;
+        }
+        let task = Task {
+            seq,
+            sid: e.sid,
+            ids: e.chunks,
+            fetched: None,
+        };
+        seq += 1;
+        if !send(task) {
+            return Ok(());
+        }
+    }
+    metrics::gauge!(m::PLAN_FILE_POSITION).set(counter.load(Ordering::Relaxed) as f64);
+    for (sid, ids) in held {
+        let task = Task {
+            seq,
+            sid,
+            ids,
+            fetched: None,
+        };
+        seq += 1;
+        if !send(task) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Worker {
+    ts: Vec<i64>,
+    vs: Vec<f64>,
+    runs: Vec<Run>,
+    order: Vec<(i64, i64, usize)>,
+    scratch: MergeScratch,
+    out_t: Vec<i64>,
+    out_v: Vec<f64>,
+    enc_scratch: Vec<u8>,
+}
+
+impl Worker {
+    fn process(
+        &mut self,
+        task: Task,
+        user: &str,
+        stores: &ChunkStores,
+        cfg: &BuildConfig,
+        day_start: i64,
+        day_end: i64,
+    ) -> Result<SeriesOut, BuildError> {
+        let Task {
+            seq,
+            sid,
+            ids,
+            fetched,
+        } = task;
+        let mut fetched = match fetched {
+            Some(r) => Some(r?),
+            None => None,
+        };
+        self.ts.clear();
+        self.vs.clear();
+        self.runs.clear();
+        self.order.clear();
+        let mut out = SeriesOut {
+            seq,
+            sid,
+            labels: None,
+            encoded: EncodedSeries::default(),
+            samples: 0,
+            stats: MergeStats::default(),
+            snapped: 0,
+            bad: Vec::new(),
+            quarantined: None,
+            fetched_chunks: 0,
+            fetched_bytes: 0,
+        };
+        let mut first_chunk = String::new();
+        let mut conflict: Option<LabelConflict> = None;
+        for (i, id) in ids.iter().enumerate() {
+            let bad = |kind, reason: String| BadChunk {
+                series_id: out.sid.clone(),
+                chunk_id: id.clone(),
+                kind,
+                reason,
+            };
+            let key = match ChunkKey::parse_for_user(id, user) {
+                Ok(k) => k,
+                Err(e) => {
+                    out.bad.push(bad(BadChunkKind::InvalidId, e.to_string()));
+                    continue;
+                }
+            };
+            let object = key.object_path();
+            if !safe_object_path(&object) {
+                out.bad.push(bad(BadChunkKind::InvalidId, format!("unsafe object path {object:?}")));
+                continue;
+            }
+            let store = stores.for_chunk(key.from);
+            let got = match fetched.as_mut() {
+                Some(v) => std::mem::replace(&mut v[i], Fetched::Missing),
+                None => match store.local_root() {
+                    Some(root) => read_local(root, &object)?,
+                    None => {
+                        return Err(BuildError::Internal(
+                            "remote chunk store without a fetch stage".into(),
+                        ));
+                    }
+                },
+            };
+            let bytes = match got {
+                Fetched::Found(b) => b,
+                Fetched::Missing => {
+                    out.bad.push(bad(
+                        BadChunkKind::Missing,
+                        format!("object {} not found", store.describe(&object)),
+                    ));
+                    continue;
+                }
+            };
+            out.fetched_chunks += 1;
+            out.fetched_bytes += bytes.len() as u64;
+            let chunk = match decode_object(&key, &bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    let kind = match e.kind {
+                        ChunkErrorKind::Checksum { .. } => BadChunkKind::Checksum,
+                        ChunkErrorKind::Encoding(_) => BadChunkKind::Undecodable,
+                        _ => BadChunkKind::Corrupt,
+                    };
+                    out.bad.push(bad(kind, e.to_string()));
+                    continue;
+                }
+            };
+            let mut labels = chunk.metadata.labels.clone();
+            if let Err(c) = normalise(&mut labels, id) {
+                conflict.get_or_insert(c);
+                continue;
+            }
+            match &out.labels {
+                None => {
+                    out.labels = Some(labels);
+                    first_chunk.clone_from(id);
+                }
+                Some(first) if *first != labels => {
+                    conflict.get_or_insert(LabelConflict::DifferentSeries {
+                        first_chunk: first_chunk.clone(),
+                        first: to_text(first),
+                        other_chunk: id.clone(),
+                        other: to_text(&labels),
+                    });
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let start = self.ts.len();
+            if let Err(e) = decode_samples(chunk.encoding, chunk.data, &mut self.ts, &mut self.vs) {
+                out.bad.push(bad(
+                    BadChunkKind::Undecodable,
+                    format!("chunk {}: {e}", store.describe(&object)),
+                ));
+                continue;
+            }
+            self.order
+                .push((chunk.metadata.from, chunk.metadata.through, i));
+            self.runs.push(Run {
+                start,
+                end: self.ts.len(),
+                rank: 0,
+            });
+        }
+        if let Some(c) = conflict {
+            out.labels = None;
+            out.quarantined = Some(QuarantinedSeries {
+                series_id: out.sid.clone(),
+                reason: c.to_string(),
+                chunk_ids: ids,
+            });
+            return Ok(out);
+        }
+        // Rank chunks by (from, through, chunk ID): the documented tie-break.
+        let mut ranked: Vec<usize> = (0..self.order.len()).collect();
+        ranked.sort_by(|&a, &b| {
+            let (fa, ta, ia) = self.order[a];
+            let (fb, tb, ib) = self.order[b];
+            (fa, ta, &ids[ia]).cmp(&(fb, tb, &ids[ib]))
+        });
+        for (rank, &k) in ranked.iter().enumerate() {
+            self.runs[k].rank = rank as u32;
+        }
+        out.stats = merge_series(
+            &self.runs,
+            &mut self.ts,
+            &mut self.vs,
+            day_start,
+            day_end,
+            &mut self.scratch,
+            &mut self.out_t,
+            &mut self.out_v,
+        );
+        out.snapped = snap_timestamps(&mut self.out_t, cfg.timestamp_tolerance_ms, day_end);
+        out.samples = self.out_t.len() as u64;
+        if !self.out_t.is_empty() {
+            encode_series(&self.out_t, &self.out_v, &mut out.encoded, &mut self.enc_scratch);
+        }
+        // Keep the buffers from growing without bound after one huge series.
+        const KEEP: usize = 1 << 20;
+        if self.ts.capacity() > 4 * KEEP {
+            self.ts = Vec::with_capacity(KEEP);
+            self.vs = Vec::with_capacity(KEEP);
+        }
+        Ok(out)
+    }
+}
+
+struct Writer<'a> {
+    segments: SegmentWriter,
+    sorter: SeriesSorter,
+    symbols: BTreeSet<String>,
+    pending: BTreeMap<u64, SeriesOut>,
+    next_seq: u64,
+    report: &'a mut PlanReport,
+    progress: &'a BuildProgress,
+    num_chunks: u64,
+}
+
+impl Writer<'_> {
+    fn accept(&mut self, out: SeriesOut) -> Result<(), BuildError> {
+        self.pending.insert(out.seq, out);
+        while let Some(o) = self.pending.remove(&self.next_seq) {
+            self.next_seq += 1;
+            self.write(o)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, o: SeriesOut) -> Result<(), BuildError> {
+        let r = &mut *self.report;
+        r.samples_decoded += o.stats.input;
+        r.samples_outside_day += o.stats.outside_window;
+        r.duplicate_samples += o.stats.duplicates;
+        r.conflicting_samples += o.stats.conflicts;
+        r.out_of_order_samples += o.stats.out_of_order;
+        r.snapped_timestamps += o.snapped;
+        metrics::counter!(m::FETCHED_CHUNKS).increment(o.fetched_chunks);
+        metrics::counter!(m::FETCHED_CHUNK_BYTES).increment(o.fetched_bytes);
+        metrics::counter!(m::DECODED_SAMPLES).increment(o.stats.input);
+        metrics::counter!(m::SERIES).increment(1);
+        if o.stats.conflicts > 0 {
+            metrics::counter!(m::CONFLICTING_SAMPLES).increment(o.stats.conflicts);
+        }
+        for b in &o.bad {
+            let kind = serde_json::to_value(b.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            metrics::counter!(m::BAD_CHUNKS, "kind" => kind).increment(1);
+            if b.kind == BadChunkKind::Missing {
+                metrics::counter!(m::CHUNKS_NOT_FOUND).increment(1);
+            }
+            tracing::warn!(series = %b.series_id, chunk = %b.chunk_id, reason = %b.reason, "bad chunk");
+        }
+        r.bad_chunks.extend(o.bad);
+        if let Some(q) = o.quarantined {
+            metrics::counter!(m::QUARANTINED_SERIES).increment(1);
+            tracing::warn!(series = %q.series_id, reason = %q.reason, "series quarantined");
+            r.quarantined_series.push(q);
+        }
+        let p = self.progress;
+        p.series_done.fetch_add(1, Ordering::Relaxed);
+        p.chunks_fetched.fetch_add(o.fetched_chunks, Ordering::Relaxed);
+        p.bytes_fetched.fetch_add(o.fetched_bytes, Ordering::Relaxed);
+        p.samples_decoded.fetch_add(o.stats.input, Ordering::Relaxed);
+        p.samples_written.fetch_add(o.samples, Ordering::Relaxed);
+        metrics::gauge!(m::PLAN_SERIES_DONE).increment(1.0);
+        let Some(labels) = o.labels else {
+            return Ok(());
+        };
+        if o.encoded.chunks.is_empty() {
+            return Ok(()); // nothing inside the day: Cortex omits such series too
+        }
+        let refs = self.segments.write_series(o.encoded.chunk_data())?;
+        let chunks = o
+            .encoded
+            .chunks
+            .iter()
+            .zip(refs)
+            .map(|(c, reference)| ChunkMeta {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                reference,
+            })
+            .collect();
+        for (n, v) in &labels {
+            if !self.symbols.contains(n) {
+                self.symbols.insert(n.clone());
+            }
+            if !self.symbols.contains(v) {
+                self.symbols.insert(v.clone());
+            }
+        }
+        self.sorter.push(SeriesRecord {
+            labels,
+            chunks,
+            samples: o.samples,
+        })?;
+        metrics::gauge!(m::SERIES_IN_MEMORY).set(self.sorter.in_memory() as f64);
+        Ok(())
+    }
+
+    fn finish(
+        self,
+        tmp_dir: &Path,
+        ulid: &str,
+        user: &str,
+        day_start: i64,
+        day_end: i64,
+    ) -> Result<BlockMeta, BuildError> {
+        let Writer {
+            segments,
+            sorter,
+            symbols,
+            report,
+            mut num_chunks,
+            ..
+        } = self;
+        let mut meta = BlockMeta::new(ulid, user, day_start, day_end);
+        let index_path = tmp_dir.join("index");
+        let mut index = IndexWriter::create(&index_path, symbols.into_iter().collect())?;
+        let mut held: Option<SeriesRecord> = None;
+        let mut emit = |rec: SeriesRecord,
+                        index: &mut IndexWriter,
+                        meta: &mut BlockMeta|
+         -> Result<(), BuildError> {
+            index.add_series(&rec.labels, &rec.chunks)?;
+            meta.stats.num_series += 1;
+            meta.stats.num_samples += rec.samples;
+            num_chunks += rec.chunks.len() as u64;
+            Ok(())
+        };
+        sorter.drain_sorted(|rec| {
+            match held.take() {
+                None => held = Some(rec),
+                Some(mut prev) if prev.labels == rec.labels => {
+                    // Two series IDs normalised to one label set (duplicate label
+                    // pairs in the metadata): join them if their chunks do not overlap.
+                    let disjoint = prev.chunks.iter().all(|a| {
+                        rec.chunks
+                            .iter()
+                            .all(|b| a.max_time < b.min_time || b.max_time < a.min_time)
+                    });
+                    if disjoint {
+                        prev.chunks.extend(rec.chunks);
+                        prev.samples += rec.samples;
+                        prev.chunks.sort_by_key(|c| c.min_time);
+                    } else {
+                        report.quarantined_series.push(QuarantinedSeries {
+                            series_id: String::new(),
+                            reason: format!(
+                                "two series IDs normalise to {} with overlapping chunks; the second was left out",
+                                to_text(&rec.labels)
+                            ),
+                            chunk_ids: Vec::new(),
+                        });
+                    }
+                    held = Some(prev);
+                }
+                Some(prev) => {
+                    emit(prev, &mut index, &mut meta)?;
+                    held = Some(rec);
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(prev) = held {
+            emit(prev, &mut index, &mut meta)?;
+        }
+        let index_size = index.finish()?;
+        let segs = segments.finish()?;
+        meta.stats.num_chunks = num_chunks;
+        meta.thanos.segment_files = segs.iter().map(|(n, _)| n.clone()).collect();
+        meta.thanos.files = segs
+            .iter()
+            .map(|(n, s)| BlockFile {
+                rel_path: format!("chunks/{n}"),
+                size_bytes: Some(*s),
+            })
+            .chain([
+                BlockFile {
+                    rel_path: "index".into(),
+                    size_bytes: Some(index_size),
+                },
+                BlockFile {
+                    rel_path: "meta.json".into(),
+                    size_bytes: None,
+                },
+            ])
+            .collect();
+        let meta_path = tmp_dir.join("meta.json");
+        std::fs::write(&meta_path, meta.to_go_json()).map_err(|source| BuildError::Io {
+            path: meta_path.clone(),
+            source,
+        })?;
+        report.series_written = meta.stats.num_series;
+        report.samples_written = meta.stats.num_samples;
+        Ok(meta)
+    }
+}

@@ -1,0 +1,142 @@
+//! The per-plan report object (`<base>.report.json`, next to the plan's markers):
+//! every chunk that was missing or bad, every quarantined series, and the counts an
+//! operator needs to judge a "finished with gaps" plan (Cortex weaknesses W12/W13).
+
+use serde::{Deserialize, Serialize};
+
+/// Why a chunk contributed no samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadChunkKind {
+    /// The store has no object for the chunk ID.
+    Missing,
+    /// The object's CRC-32C differs from the key.
+    Checksum,
+    /// Envelope or metadata malformed, or metadata disagrees with the key.
+    Corrupt,
+    /// The envelope is fine but the sample data cannot be decoded.
+    Undecodable,
+    /// The chunk ID itself cannot be parsed (or names another tenant).
+    InvalidId,
+}
+
+/// One chunk that contributed no samples.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BadChunk {
+    /// Series ID of the plan entry.
+    pub series_id: String,
+    /// Chunk ID as in the plan.
+    pub chunk_id: String,
+    /// Category.
+    pub kind: BadChunkKind,
+    /// The precise error.
+    pub reason: String,
+}
+
+/// A series left out of the block because its labels are inconsistent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedSeries {
+    /// Series ID of the plan entry.
+    pub series_id: String,
+    /// Why.
+    pub reason: String,
+    /// Chunk IDs of the series (so the data can be recovered by hand).
+    pub chunk_ids: Vec<String>,
+}
+
+/// Outcome of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    /// Every chunk read, every series written.
+    Complete,
+    /// A block was written, but some chunks were bad (within the policy) or some
+    /// series quarantined.
+    FinishedWithGaps,
+    /// No block: the plan failed.
+    Failed,
+}
+
+/// The report of one plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanReport {
+    /// Plan object.
+    pub plan: String,
+    /// Tenant.
+    pub user: String,
+    /// Day index.
+    pub day_index: i64,
+    /// Outcome.
+    pub status: PlanStatus,
+    /// Block ULID when one was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<String>,
+    /// Error text when the plan failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Series entries (after merging repeated series IDs).
+    pub plan_series: u64,
+    /// Chunk IDs listed.
+    pub plan_chunks: u64,
+    /// Entries that repeated a series ID (merged, W11).
+    pub repeated_entries: u64,
+    /// Series written to the block.
+    pub series_written: u64,
+    /// Samples written to the block.
+    pub samples_written: u64,
+    /// Samples decoded from chunks.
+    pub samples_decoded: u64,
+    /// Decoded samples outside the plan's day.
+    pub samples_outside_day: u64,
+    /// Replica samples collapsed (same timestamp).
+    pub duplicate_samples: u64,
+    /// Of those, timestamps whose replicas disagreed on the value.
+    pub conflicting_samples: u64,
+    /// Samples dropped because they went backwards inside their chunk.
+    pub out_of_order_samples: u64,
+    /// Timestamps moved by the timestamp tolerance.
+    pub snapped_timestamps: u64,
+    /// Bad chunks.
+    pub bad_chunks: Vec<BadChunk>,
+    /// Quarantined series.
+    pub quarantined_series: Vec<QuarantinedSeries>,
+}
+
+impl PlanReport {
+    /// An empty report for a plan.
+    pub fn new(plan: &str, user: &str, day_index: i64) -> Self {
+        Self {
+            plan: plan.to_owned(),
+            user: user.to_owned(),
+            day_index,
+            status: PlanStatus::Complete,
+            block: None,
+            error: None,
+            plan_series: 0,
+            plan_chunks: 0,
+            repeated_entries: 0,
+            series_written: 0,
+            samples_written: 0,
+            samples_decoded: 0,
+            samples_outside_day: 0,
+            duplicate_samples: 0,
+            conflicting_samples: 0,
+            out_of_order_samples: 0,
+            snapped_timestamps: 0,
+            bad_chunks: Vec::new(),
+            quarantined_series: Vec::new(),
+        }
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Bad chunks of one kind.
+    pub fn count(&self, kind: BadChunkKind) -> usize {
+        self.bad_chunks.iter().filter(|b| b.kind == kind).count()
+    }
+}

@@ -1,0 +1,472 @@
+//! Object-store locations for every blocksconvert service.
+//!
+//! An operator names a location as a URL (`s3://bucket/prefix`, `gs://…`, `az://…`,
+//! `file:///abs/dir`) or as a plain directory path. [`StoreLocation::open`] turns that
+//! into an [`ObjectStore`] plus a key prefix, with the retry, timeout and endpoint
+//! settings of [`StorageOptions`]. Local locations also expose their root directory so
+//! hot paths can read files directly instead of paying a task hop per object.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::{Path, PathPart};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig,
+};
+
+/// A location could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The URL or path is not usable.
+    #[error("storage location {location:?}: {reason}")]
+    BadLocation {
+        /// What the operator wrote.
+        location: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// The backend failed.
+    #[error("{location}: {source}")]
+    Backend {
+        /// Full object path or prefix.
+        location: String,
+        /// Backend error.
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+impl StorageError {
+    /// True when the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::Backend {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
+
+    /// True when a create-if-absent write found the object already there.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(
+            self,
+            Self::Backend {
+                source: object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// Settings shared by every remote location a process opens.
+///
+/// Credentials and region also come from the standard cloud environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, `AWS_ENDPOINT`, `GOOGLE_SERVICE_ACCOUNT`,
+/// `AZURE_STORAGE_ACCOUNT_NAME`, …); flags given here win.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageOptions {
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000` (default: AWS).
+    #[arg(long = "s3.endpoint", env = "BLOCKSCONVERT_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (default: from the environment, else us-east-1).
+    #[arg(long = "s3.region", env = "BLOCKSCONVERT_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Allow plain-HTTP endpoints (local S3-compatible servers).
+    #[arg(long = "s3.insecure", env = "BLOCKSCONVERT_S3_INSECURE")]
+    pub s3_insecure: bool,
+    /// Per-request timeout for remote object stores.
+    #[arg(long = "storage.request-timeout", env = "BLOCKSCONVERT_STORAGE_REQUEST_TIMEOUT",
+          default_value = "60s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Retries of transient errors (5xx, resets, timeouts) per request.
+    #[arg(
+        long = "storage.max-retries",
+        env = "BLOCKSCONVERT_STORAGE_MAX_RETRIES",
+        default_value_t = 5
+    )]
+    pub max_retries: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        Self {
+            s3_endpoint: None,
+            s3_region: None,
+            s3_insecure: false,
+            request_timeout: Duration::from_secs(60),
+            max_retries: 5,
+        }
+    }
+}
+
+impl StorageOptions {
+    fn retry(&self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: self.max_retries,
+            retry_timeout: Duration::from_secs(300),
+        }
+    }
+
+    fn client(&self) -> ClientOptions {
+        ClientOptions::new()
+            .with_timeout(self.request_timeout)
+            .with_connect_timeout(Duration::from_secs(10))
+            .with_allow_http(self.s3_insecure)
+    }
+}
+
+/// An object store plus the key prefix everything under this location lives in.
+#[derive(Debug, Clone)]
+pub struct StoreLocation {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    local_root: Option<PathBuf>,
+    display: String,
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl StoreLocation {
+    /// Opens a URL or a plain directory. A local directory is created if missing when
+    /// `create` is set (outputs), and must exist otherwise (inputs).
+    pub fn open(spec: &str, opts: &StorageOptions, create: bool) -> Result<Self, StorageError> {
+        let bad = |reason: String| StorageError::BadLocation {
+            location: spec.to_owned(),
+            reason,
+        };
+        if spec.is_empty() {
+            return Err(bad("empty location".into()));
+        }
+        let Some((scheme, _)) = spec.split_once("://").filter(|(s, _)| {
+            s.len() > 1 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+')
+        }) else {
+            return Self::local(FsPath::new(spec), create);
+        };
+        let url = url::Url::parse(spec).map_err(|e| bad(e.to_string()))?;
+        let key_prefix = url.path().trim_matches('/').to_owned();
+        let store: Arc<dyn ObjectStore> = match scheme {
+            "file" => {
+                let dir = url
+                    .to_file_path()
+                    .map_err(|()| bad("not an absolute file path".into()))?;
+                return Self::local(&dir, create);
+            }
+            "s3" | "s3a" => {
+                let bucket = url.host_str().ok_or_else(|| bad("no bucket".into()))?;
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(opts.retry())
+                    .with_client_options(opts.client());
+                if let Some(e) = &opts.s3_endpoint {
+                    b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
+                }
+                if let Some(r) = &opts.s3_region {
+                    b = b.with_region(r);
+                }
+                if opts.s3_insecure {
+                    b = b.with_allow_http(true);
+                }
+                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            }
+            "gs" => {
+                let bucket = url.host_str().ok_or_else(|| bad("no bucket".into()))?;
+                Arc::new(
+                    object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                        .with_bucket_name(bucket)
+                        .with_retry(opts.retry())
+                        .with_client_options(opts.client())
+                        .build()
+                        .map_err(|e| bad(e.to_string()))?,
+                )
+            }
+            "az" | "azure" | "abfs" | "abfss" => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(spec)
+                    .with_retry(opts.retry())
+                    .with_client_options(opts.client())
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+            other => {
+                return Err(bad(format!(
+                    "unsupported scheme {other:?} (use s3://, gs://, az://, file:// or a directory)"
+                )));
+            }
+        };
+        let prefix = if matches!(scheme, "az" | "azure" | "abfs" | "abfss") {
+            // The Azure URL names the container in the path; the builder consumed it.
+            Path::from_iter(key_prefix.split('/').skip(1).filter(|p| !p.is_empty()))
+        } else {
+            Path::from_iter(key_prefix.split('/').filter(|p| !p.is_empty()))
+        };
+        Ok(Self {
+            store,
+            prefix,
+            local_root: None,
+            display: spec.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// A local directory.
+    pub fn local(dir: &FsPath, create: bool) -> Result<Self, StorageError> {
+        let bad = |reason: String| StorageError::BadLocation {
+            location: dir.display().to_string(),
+            reason,
+        };
+        if create {
+            std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
+        }
+        let root = dir
+            .canonicalize()
+            .map_err(|e| bad(format!("cannot open directory: {e}")))?;
+        if !root.is_dir() {
+            return Err(bad("not a directory".into()));
+        }
+        let store = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| bad(e.to_string()))?
+            .with_automatic_cleanup(true);
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            display: root.display().to_string(),
+            local_root: Some(root),
+        })
+    }
+
+    /// Wraps an existing store (fault-injection tests, in-process servers).
+    pub fn from_store(store: Arc<dyn ObjectStore>, prefix: &str, display: &str) -> Self {
+        Self {
+            store,
+            prefix: Path::from_iter(prefix.split('/').filter(|p| !p.is_empty())),
+            local_root: None,
+            display: display.to_owned(),
+        }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The root directory when this location is a local directory.
+    pub fn local_root(&self) -> Option<&FsPath> {
+        self.local_root.as_deref()
+    }
+
+    /// The store path of `rel` (a `/`-separated key relative to this location).
+    /// Key parts are taken verbatim (Cortex keys contain `:`).
+    pub fn path(&self, rel: &str) -> Path {
+        Path::from_iter(
+            self.prefix
+                .parts()
+                .chain(rel.split('/').filter(|p| !p.is_empty()).map(PathPart::from)),
+        )
+    }
+
+    /// The key of `path` relative to this location, if it lies under it.
+    pub fn relative(&self, path: &Path) -> Option<String> {
+        let parts: Vec<_> = path.prefix_match(&self.prefix)?.collect();
+        Some(
+            parts
+                .iter()
+                .map(|p| p.as_ref())
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
+    }
+
+    /// A human-readable name of `rel` for error messages.
+    pub fn describe(&self, rel: &str) -> String {
+        format!("{}/{}", self.display, rel)
+    }
+
+    fn backend(&self, rel: &str) -> impl FnOnce(object_store::Error) -> StorageError + '_ {
+        let location = self.describe(rel);
+        move |source| StorageError::Backend { location, source }
+    }
+
+    /// Reads a whole object.
+    pub async fn get(&self, rel: &str) -> Result<Bytes, StorageError> {
+        let path = self.path(rel);
+        let r = self.store.get(&path).await.map_err(self.backend(rel))?;
+        r.bytes().await.map_err(self.backend(rel))
+    }
+
+    /// Object metadata (size, last modified), or a not-found error.
+    pub async fn head(&self, rel: &str) -> Result<ObjectMeta, StorageError> {
+        self.store.head(&self.path(rel)).await.map_err(self.backend(rel))
+    }
+
+    /// Writes (overwrites) an object.
+    pub async fn put(&self, rel: &str, data: impl Into<PutPayload>) -> Result<(), StorageError> {
+        self.store
+            .put(&self.path(rel), data.into())
+            .await
+            .map_err(self.backend(rel))
+            .map(|_| ())
+    }
+
+    /// Writes an object only if it does not exist yet (atomic on S3, GCS, Azure and
+    /// local disks); see [`StorageError::is_already_exists`].
+    pub async fn put_if_absent(
+        &self,
+        rel: &str,
+        data: impl Into<PutPayload>,
+    ) -> Result<(), StorageError> {
+        self.store
+            .put_opts(
+                &self.path(rel),
+                data.into(),
+                PutOptions {
+                    mode: PutMode::Create,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(self.backend(rel))
+            .map(|_| ())
+    }
+
+    /// Uploads a local file (multipart for large files).
+    pub async fn upload_file(&self, rel: &str, file: &FsPath) -> Result<u64, StorageError> {
+        let size = std::fs::metadata(file)
+            .map_err(|e| StorageError::Backend {
+                location: file.display().to_string(),
+                source: object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(e),
+                },
+            })?
+            .len();
+        const PART: usize = 16 << 20;
+        let path = self.path(rel);
+        let mut f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| StorageError::Backend {
+                location: file.display().to_string(),
+                source: object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(e),
+                },
+            })?;
+        let mut writer = object_store::buffered::BufWriter::with_capacity(
+            Arc::clone(&self.store),
+            path,
+            PART,
+        );
+        tokio::io::copy(&mut f, &mut writer)
+            .await
+            .map_err(|e| StorageError::Backend {
+                location: self.describe(rel),
+                source: object_store::Error::Generic {
+                    store: "upload",
+                    source: Box::new(e),
+                },
+            })?;
+        tokio::io::AsyncWriteExt::shutdown(&mut writer)
+            .await
+            .map_err(|e| StorageError::Backend {
+                location: self.describe(rel),
+                source: object_store::Error::Generic {
+                    store: "upload",
+                    source: Box::new(e),
+                },
+            })?;
+        Ok(size)
+    }
+
+    /// Deletes an object; a missing object is not an error.
+    pub async fn delete(&self, rel: &str) -> Result<(), StorageError> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.backend(rel)(e)),
+        }
+    }
+
+    /// Every object under `rel` (recursive), keys relative to this location.
+    pub async fn list(&self, rel: &str) -> Result<Vec<(String, ObjectMeta)>, StorageError> {
+        let prefix = self.path(rel);
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(self.backend(rel))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| self.relative(&m.location).map(|k| (k, m)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_directory_round_trip_with_colon_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let loc = StoreLocation::open(
+            dir.path().to_str().expect("utf8"),
+            &StorageOptions::default(),
+            false,
+        )
+        .expect("open");
+        assert!(loc.local_root().is_some());
+        let key = "team-a.prod/3b1603ed84479eef:175dc5144ff:175dc6fb5e6:a689557f";
+        loc.put(key, Bytes::from_static(b"abc")).await.expect("put");
+        assert!(dir.path().join(key).is_file(), "stored at its key");
+        assert_eq!(loc.get(key).await.expect("get"), Bytes::from_static(b"abc"));
+        assert!(loc.get("nope/x").await.expect_err("missing").is_not_found());
+        loc.put_if_absent("m/1", Bytes::from_static(b"1"))
+            .await
+            .expect("create");
+        let again = loc
+            .put_if_absent("m/1", Bytes::from_static(b"2"))
+            .await
+            .expect_err("exists");
+        assert!(again.is_already_exists(), "{again}");
+        let listed = loc.list("team-a.prod").await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, key);
+        loc.delete(key).await.expect("delete");
+        loc.delete(key).await.expect("delete twice");
+    }
+
+    #[test]
+    fn urls_are_parsed_and_bad_ones_named() {
+        let opts = StorageOptions {
+            s3_endpoint: Some("http://127.0.0.1:1".into()),
+            s3_insecure: true,
+            s3_region: Some("us-east-1".into()),
+            ..Default::default()
+        };
+        let loc = StoreLocation::open("s3://bucket/some/prefix/", &opts, false).expect("s3");
+        assert_eq!(loc.path("t/1:2").as_ref(), "some/prefix/t/1:2");
+        assert_eq!(
+            loc.relative(&loc.path("t/1:2")).as_deref(),
+            Some("t/1:2")
+        );
+        let err = StoreLocation::open("ftp://x/y", &opts, false).expect_err("scheme");
+        assert!(err.to_string().contains("unsupported scheme"), "{err}");
+        let err = StoreLocation::open("/definitely/not/here", &opts, false).expect_err("dir");
+        assert!(err.to_string().contains("/definitely/not/here"), "{err}");
+    }
+}
