@@ -139,3 +139,291 @@ pub fn promtool_value(bits: u64) -> String {
         cortex_chunk::value_text::go_format_g(v)
     }
 }
+
+/// A `promtool` command; fails loudly when the tool is missing.
+pub fn promtool() -> std::process::Command {
+    let status = std::process::Command::new("promtool").arg("--version").output();
+    assert!(
+        status.as_ref().is_ok_and(|o| o.status.success()),
+        "promtool is required (Debian package `prometheus`; scripts/test.sh installs it): {status:?}"
+    );
+    std::process::Command::new("promtool")
+}
+
+/// promtool's label set rendering: `{a="x", b="y"}` with Go-quoted values.
+pub fn promtool_labels(labels: &[(String, String)]) -> String {
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|(n, v)| format!("{n}={}", serde_json::to_string(v).expect("quote")))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// `promtool tsdb dump` of the data directory `db` for `day`, one line per sample.
+pub fn promtool_dump(db: &Path, day: i64) -> Vec<String> {
+    // promtool's read-only DB open insists on a (possibly empty) WAL directory.
+    std::fs::create_dir_all(db.join("wal")).expect("wal dir");
+    let dump = promtool()
+        .args(["tsdb", "dump", "--min-time", &(day * DAY_MS).to_string()])
+        .args(["--max-time", &((day + 1) * DAY_MS).to_string()])
+        .arg(db)
+        .output()
+        .expect("run promtool tsdb dump");
+    assert!(
+        dump.status.success(),
+        "promtool tsdb dump {}: {}",
+        db.display(),
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    String::from_utf8_lossy(&dump.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The lines `promtool tsdb dump` must print for `series`.
+pub fn dump_lines(series: &[ExpectedSeries]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in series {
+        let l = promtool_labels(&s.labels);
+        for (t, v) in &s.samples {
+            lines.push(format!("{l} {} {t}", promtool_value(*v)));
+        }
+    }
+    lines
+}
+
+/// Every series of a block, read with our reader (labels order, samples as bits).
+pub fn read_block(dir: &Path) -> Vec<ExpectedSeries> {
+    let r = tsdb_block::BlockReader::open(dir)
+        .unwrap_or_else(|e| panic!("open block {}: {e}", dir.display()));
+    r.series()
+        .expect("series")
+        .iter()
+        .map(|s| {
+            let (mut ts, mut vs) = (vec![], vec![]);
+            r.read_samples(s, &mut ts, &mut vs).expect("samples");
+            ExpectedSeries {
+                labels: s.labels.clone(),
+                samples: ts.into_iter().zip(vs.into_iter().map(f64::to_bits)).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The chunk objects the corpus README lists as referenced by the index but absent.
+pub fn readme_missing_objects() -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(corpus_dir().join("README.md")).expect("README");
+    let section = text
+        .split("Missing objects:")
+        .nth(1)
+        .expect("README has a 'Missing objects:' list");
+    section
+        .lines()
+        .map(str::trim)
+        .take_while(|l| l.is_empty() || l.starts_with("* `"))
+        .filter_map(|l| l.strip_prefix("* `")?.strip_suffix('`').map(str::to_owned))
+        .collect()
+}
+
+/// The plan Cortex's scanner wrote for `(tenant, day)`.
+pub fn corpus_plan(tenant: &str, day: i64) -> PathBuf {
+    corpus_dir()
+        .join("cortex-output/plans")
+        .join(tenant)
+        .join(format!("{day}.plan.snappy"))
+}
+
+/// Where the test command installs its servers (`.test-tools/` in the checkout), or
+/// `$BLOCKSCONVERT_TEST_TOOLS`.
+pub fn test_tools_dir() -> PathBuf {
+    std::env::var_os("BLOCKSCONVERT_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.test-tools"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A `moto_server` (S3) child process on 127.0.0.1, killed on drop.
+pub struct MotoServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl MotoServer {
+    /// Starts moto from the test tools venv (or `$PATH`); panics when it is missing.
+    pub fn start() -> Self {
+        let venv = test_tools_dir().join("venv/bin/moto_server");
+        let bin = if venv.is_file() {
+            venv
+        } else {
+            PathBuf::from("moto_server")
+        };
+        let port = free_port();
+        let child = std::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "moto_server is required for the S3 tests ({}: {e}); scripts/test.sh installs it",
+                    bin.display()
+                )
+            });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not start on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self { child, endpoint }
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, name: &str) {
+        let url = format!("{}/{name}", self.endpoint);
+        let resp = ureq::put(&url)
+            .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")
+            .send_empty();
+        assert!(resp.is_ok(), "create bucket {name}: {resp:?}");
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An object store that injects faults into reads of a real store: the first
+/// `fail_first` reads of every `every`-th distinct object fail with a transient error,
+/// and the first read of every `slow_every`-th object hangs for `delay`.
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: std::sync::Arc<dyn object_store::ObjectStore>,
+    every: u64,
+    fail_first: u32,
+    slow_every: u64,
+    delay: std::time::Duration,
+    seen: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Faults injected so far.
+    pub injected: std::sync::atomic::AtomicU64,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`.
+    pub fn new(
+        inner: std::sync::Arc<dyn object_store::ObjectStore>,
+        every: u64,
+        fail_first: u32,
+        slow_every: u64,
+        delay: std::time::Duration,
+    ) -> Self {
+        Self {
+            inner,
+            every,
+            fail_first,
+            slow_every,
+            delay,
+            seen: Default::default(),
+            injected: Default::default(),
+        }
+    }
+}
+
+impl std::fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let key = location.to_string();
+        let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(&key);
+        let attempt = {
+            let mut seen = self.seen.lock().expect("lock");
+            let n = seen.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let ordering = std::sync::atomic::Ordering::Relaxed;
+        if self.every > 0 && h % self.every == 0 && attempt <= self.fail_first {
+            self.injected.fetch_add(1, ordering);
+            return Err(object_store::Error::Generic {
+                store: "FaultyStore",
+                source: format!("injected 503 for {key} (attempt {attempt})").into(),
+            });
+        }
+        if self.slow_every > 0 && (h / 7) % self.slow_every == 0 && attempt == 1 {
+            self.injected.fetch_add(1, ordering);
+            tokio::time::sleep(self.delay).await;
+        }
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}

@@ -1,10 +1,8 @@
 //! Blocks written from the corpus ground truth are byte-identical to the blocks
 //! Cortex's own builder wrote, and Prometheus' tools read them back exactly.
 
-use std::process::Command;
-
 use blocksconvert_tests::{
-    DAYS, TENANTS, cortex_block, expected, promtool_value, write_expected_block,
+    DAYS, TENANTS, cortex_block, expected, promtool, promtool_value, promtool_labels, write_expected_block,
 };
 use tsdb_block::BlockReader;
 
@@ -72,24 +70,6 @@ fn our_reader_reads_cortex_blocks_exactly() {
             }
         }
     }
-}
-
-fn promtool() -> Command {
-    let status = Command::new("promtool").arg("--version").output();
-    assert!(
-        status.as_ref().is_ok_and(|o| o.status.success()),
-        "promtool is required (Debian package `prometheus`; scripts/test installs it): {status:?}"
-    );
-    Command::new("promtool")
-}
-
-/// promtool's label set rendering: `{a="x", b="y"}` with Go-quoted values.
-fn promtool_labels(labels: &[(String, String)]) -> String {
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|(n, v)| format!("{n}={}", serde_json::to_string(v).expect("quote")))
-        .collect();
-    format!("{{{}}}", parts.join(", "))
 }
 
 #[test]

@@ -640,7 +640,7 @@ impl Writer<'_> {
             if b.kind == BadChunkKind::Missing {
                 metrics::counter!(m::CHUNKS_NOT_FOUND).increment(1);
             }
-            tracing::warn!(series = %b.series_id, chunk = %b.chunk_id, reason = %b.reason, "bad chunk");
+            tracing::debug!(series = %b.series_id, chunk = %b.chunk_id, reason = %b.reason, "bad chunk");
         }
         r.bad_chunks.extend(o.bad);
         if let Some(q) = o.quarantined {

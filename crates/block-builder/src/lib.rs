@@ -241,8 +241,9 @@ pub struct Destinations {
     /// Location of the plan's markers; `<base>.report.json` and `<base>.block.<ULID>`
     /// are written there (names no Cortex scheduler recognises).
     pub markers: StoreLocation,
-    /// Base of the plan's marker names inside `markers` (e.g. `acme/18584`).
-    pub base: String,
+    /// Base of the plan's marker names inside `markers` (e.g. `acme/18584`); `None`
+    /// derives `<user>/<day_index>` from the plan header (Cortex's layout).
+    pub base: Option<String>,
 }
 
 /// A successfully built and uploaded plan.
@@ -297,6 +298,7 @@ pub async fn build_plan(
     ::metrics::gauge!(metrics::IN_PROGRESS).set(1.0);
     let mut report = PlanReport::new(&plan.location.describe(&plan.key), "", 0);
     let result = build_inner(plan, stores, dest, cfg, progress, &mut report).await;
+    let base = marker_base(dest, plan, &report);
     ::metrics::gauge!(metrics::IN_PROGRESS).set(0.0);
     ::metrics::gauge!(metrics::SERIES_IN_MEMORY).set(0.0);
     progress.set_phase(Phase::Done);
@@ -311,7 +313,7 @@ pub async fn build_plan(
         PlanStatus::Failed => "failed",
     };
     ::metrics::counter!(metrics::PLANS, "status" => status).increment(1);
-    let report_key = format!("{}.report.json", dest.base);
+    let report_key = format!("{base}.report.json");
     if !matches!(result, Err(BuildError::Cancelled))
         && let Err(e) = dest.markers.put(&report_key, report.to_json()).await
     {
@@ -324,6 +326,15 @@ pub async fn build_plan(
         o.report = report;
         o
     })
+}
+
+/// The base name of the plan's markers (see [`Destinations::base`]).
+pub fn marker_base(dest: &Destinations, plan: &PlanRef, report: &PlanReport) -> String {
+    match (&dest.base, report.user.is_empty()) {
+        (Some(b), _) => b.clone(),
+        (None, false) => format!("{}/{}", report.user, report.day_index),
+        (None, true) => plan.base().to_owned(),
+    }
 }
 
 async fn build_inner(
@@ -431,8 +442,9 @@ async fn build_inner(
 
     progress.set_phase(Phase::Uploading);
     let started = Instant::now();
+    let base = marker_base(dest, plan, report);
     let replaced =
-        upload::remove_earlier_blocks(&dest.markers, &dest.base, &dest.blocks, &summary.user)
+        upload::remove_earlier_blocks(&dest.markers, &base, &dest.blocks, &summary.user)
             .await?;
     if progress.is_cancelled() {
         return Err(BuildError::Cancelled);
@@ -442,7 +454,7 @@ async fn build_inner(
         &summary.user,
         &dest.blocks,
         &dest.markers,
-        &dest.base,
+        &base,
         progress,
     )
     .await?;

@@ -1,6 +1,7 @@
 //! `blocksconvert`: the operator's command line. Each subcommand only parses flags and
 //! calls into the library crates.
 
+mod build;
 mod generate;
 mod inspect;
 
@@ -21,6 +22,8 @@ enum Command {
     Inspect(inspect::InspectCommand),
     /// Write a synthetic Cortex chunk store (chunks, index export, schema, plans).
     Generate(generate::GenerateArgs),
+    /// Build and upload the block of one plan.
+    Build(Box<build::BuildArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +31,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Inspect(cmd) => inspect::run(cmd),
         Command::Generate(args) => generate::run(args),
+        Command::Build(args) => build::run(*args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

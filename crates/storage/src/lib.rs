@@ -79,6 +79,12 @@ pub struct StorageOptions {
     /// S3 region (default: from the environment, else us-east-1).
     #[arg(long = "s3.region", env = "BLOCKSCONVERT_S3_REGION")]
     pub s3_region: Option<String>,
+    /// S3 access key (default: `AWS_ACCESS_KEY_ID`, instance/IRSA credentials).
+    #[arg(long = "s3.access-key-id", env = "BLOCKSCONVERT_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret key (default: `AWS_SECRET_ACCESS_KEY`).
+    #[arg(long = "s3.secret-access-key", env = "BLOCKSCONVERT_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
     /// Allow plain-HTTP endpoints (local S3-compatible servers).
     #[arg(long = "s3.insecure", env = "BLOCKSCONVERT_S3_INSECURE")]
     pub s3_insecure: bool,
@@ -100,6 +106,8 @@ impl Default for StorageOptions {
         Self {
             s3_endpoint: None,
             s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             s3_insecure: false,
             request_timeout: Duration::from_secs(60),
             max_retries: 5,
@@ -176,6 +184,12 @@ impl StoreLocation {
                     .with_client_options(opts.client());
                 if let Some(e) = &opts.s3_endpoint {
                     b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
+                }
+                if let Some(k) = &opts.s3_access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(k) = &opts.s3_secret_access_key {
+                    b = b.with_secret_access_key(k);
                 }
                 if let Some(r) = &opts.s3_region {
                     b = b.with_region(r);
