@@ -14,6 +14,21 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
 fi
 command -v promtool >/dev/null || { echo "promtool still missing after install" >&2; exit 1; }
 
+# S3-compatible server for the object-store tests: moto (PyPI) in a venv under .test-tools/.
+tools="${BLOCKSCONVERT_TEST_TOOLS:-$PWD/.test-tools}"
+export BLOCKSCONVERT_TEST_TOOLS="$tools"
+if [ ! -x "$tools/venv/bin/moto_server" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-venv
+  fi
+  echo "installing moto[server] 5.2.5 into $tools/venv…"
+  rm -rf "$tools/venv"
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install -q 'moto[server]==5.2.5'
+fi
+"$tools/venv/bin/moto_server" --help >/dev/null || { echo "moto_server unusable" >&2; exit 1; }
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 log=$(mktemp)

@@ -710,6 +710,7 @@ impl Writer<'_> {
         let index_path = tmp_dir.join("index");
         let mut index = IndexWriter::create(&index_path, symbols.into_iter().collect())?;
         let mut held: Option<SeriesRecord> = None;
+        let spilled_before_drain = sorter.spilled_bytes();
         let mut emit = |rec: SeriesRecord,
                         index: &mut IndexWriter,
                         meta: &mut BlockMeta|
@@ -757,6 +758,7 @@ impl Writer<'_> {
         if let Some(prev) = held {
             emit(prev, &mut index, &mut meta)?;
         }
+        report.spill_bytes = spilled_before_drain;
         let index_size = index.finish()?;
         let segs = segments.finish()?;
         meta.stats.num_chunks = num_chunks;

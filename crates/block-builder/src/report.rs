@@ -96,6 +96,9 @@ pub struct PlanReport {
     pub out_of_order_samples: u64,
     /// Timestamps moved by the timestamp tolerance.
     pub snapped_timestamps: u64,
+    /// Bytes the series sorter spilled to the work dir (memory budget exceeded).
+    #[serde(default)]
+    pub spill_bytes: u64,
     /// Bad chunks.
     pub bad_chunks: Vec<BadChunk>,
     /// Quarantined series.
@@ -123,6 +126,7 @@ impl PlanReport {
             conflicting_samples: 0,
             out_of_order_samples: 0,
             snapped_timestamps: 0,
+            spill_bytes: 0,
             bad_chunks: Vec::new(),
             quarantined_series: Vec::new(),
         }
