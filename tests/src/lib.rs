@@ -142,7 +142,9 @@ pub fn promtool_value(bits: u64) -> String {
 
 /// A `promtool` command; fails loudly when the tool is missing.
 pub fn promtool() -> std::process::Command {
-    let status = std::process::Command::new("promtool").arg("--version").output();
+    let status = std::process::Command::new("promtool")
+        .arg("--version")
+        .output();
     assert!(
         status.as_ref().is_ok_and(|o| o.status.success()),
         "promtool is required (Debian package `prometheus`; scripts/test.sh installs it): {status:?}"
@@ -205,7 +207,10 @@ pub fn read_block(dir: &Path) -> Vec<ExpectedSeries> {
             r.read_samples(s, &mut ts, &mut vs).expect("samples");
             ExpectedSeries {
                 labels: s.labels.clone(),
-                samples: ts.into_iter().zip(vs.into_iter().map(f64::to_bits)).collect(),
+                samples: ts
+                    .into_iter()
+                    .zip(vs.into_iter().map(f64::to_bits))
+                    .collect(),
             }
         })
         .collect()
@@ -399,7 +404,10 @@ impl object_store::ObjectStore for FaultyStore {
 
     fn delete_stream(
         &self,
-        locations: futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
     ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
         self.inner.delete_stream(locations)
     }

@@ -104,9 +104,7 @@ async fn download_block(blocks: &StoreLocation, user: &str, ulid: &str, dir: &Pa
     let listed = blocks.list(&format!("{user}/{ulid}")).await.expect("list");
     assert!(!listed.is_empty(), "block {user}/{ulid} not uploaded");
     for (key, _) in listed {
-        let rel = key
-            .strip_prefix(&format!("{user}/"))
-            .expect("under user");
+        let rel = key.strip_prefix(&format!("{user}/")).expect("under user");
         let path = dir.join(rel);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, blocks.get(&key).await.expect("get")).expect("write");
@@ -115,8 +113,8 @@ async fn download_block(blocks: &StoreLocation, user: &str, ulid: &str, dir: &Pa
 
 async fn check_backend(b: Backend) {
     let work = tempfile::tempdir().expect("work");
-    let plans = StoreLocation::local(&corpus_dir().join("cortex-output/plans"), false)
-        .expect("plans");
+    let plans =
+        StoreLocation::local(&corpus_dir().join("cortex-output/plans"), false).expect("plans");
     let stores = ChunkStores::new(b.chunks.clone(), None);
     let cfg = BuildConfig {
         work_dir: work.path().to_owned(),
@@ -124,7 +122,11 @@ async fn check_backend(b: Backend) {
         ..BuildConfig::default()
     };
     let missing_in_readme = readme_missing_objects();
-    assert_eq!(missing_in_readme.len(), 71, "README lists 71 missing objects");
+    assert_eq!(
+        missing_in_readme.len(),
+        71,
+        "README lists 71 missing objects"
+    );
     let mut reported_missing = BTreeSet::new();
     for tenant in TENANTS {
         for day in DAYS {
@@ -153,7 +155,11 @@ async fn check_backend(b: Backend) {
             for (g, w) in got.iter().zip(&want) {
                 assert_eq!(g, w, "{ctx}");
             }
-            assert_eq!(promtool_dump(db.path(), day), dump_lines(&want), "{ctx}: promtool");
+            assert_eq!(
+                promtool_dump(db.path(), day),
+                dump_lines(&want),
+                "{ctx}: promtool"
+            );
             assert_eq!(out.meta.min_time, day * 86_400_000);
             assert_eq!(out.meta.max_time, (day + 1) * 86_400_000);
             assert_eq!(out.meta.thanos.labels["__org_id__"], tenant);
@@ -168,7 +174,10 @@ async fn check_backend(b: Backend) {
             .expect("report json");
             assert_eq!(report, out.report, "{ctx}: uploaded report");
             assert_eq!(report.block.as_deref(), Some(out.ulid.as_str()));
-            assert_eq!(report.samples_written, want.iter().map(|s| s.samples.len() as u64).sum::<u64>());
+            assert_eq!(
+                report.samples_written,
+                want.iter().map(|s| s.samples.len() as u64).sum::<u64>()
+            );
             let plan_ids: BTreeSet<String> = plan_format::read_plan(
                 &key,
                 std::fs::File::open(corpus_dir().join("cortex-output/plans").join(&key))
@@ -192,7 +201,11 @@ async fn check_backend(b: Backend) {
                 .map(|c| c.chunk_id.clone())
                 .collect();
             assert_eq!(got_missing, want_missing, "{ctx}: missing chunks");
-            assert_eq!(report.bad_chunks.len(), got_missing.len(), "{ctx}: only missing chunks are bad");
+            assert_eq!(
+                report.bad_chunks.len(),
+                got_missing.len(),
+                "{ctx}: only missing chunks are bad"
+            );
             let expect_status = if want_missing.is_empty() {
                 PlanStatus::Complete
             } else {
@@ -210,11 +223,22 @@ async fn check_backend(b: Backend) {
             .into_iter()
             .filter_map(|(k, _)| k.split('/').nth(1).map(str::to_owned))
             .collect();
-        assert_eq!(ulids.len(), DAYS.len(), "{}: blocks of {tenant}: {ulids:?}", b.name);
+        assert_eq!(
+            ulids.len(),
+            DAYS.len(),
+            "{}: blocks of {tenant}: {ulids:?}",
+            b.name
+        );
     }
-    assert_eq!(reported_missing, missing_in_readme, "{}: all plans together", b.name);
     assert_eq!(
-        std::fs::read_dir(work.path().join("blocks")).map(|d| d.count()).unwrap_or(0),
+        reported_missing, missing_in_readme,
+        "{}: all plans together",
+        b.name
+    );
+    assert_eq!(
+        std::fs::read_dir(work.path().join("blocks"))
+            .map(|d| d.count())
+            .unwrap_or(0),
         0,
         "local blocks are removed after upload"
     );

@@ -32,7 +32,10 @@ impl Run {
     }
 
     fn report(&self) -> PlanReport {
-        let p = self.markers.path().join(format!("{TENANT}/{DAY}.report.json"));
+        let p = self
+            .markers
+            .path()
+            .join(format!("{TENANT}/{DAY}.report.json"));
         serde_json::from_slice(&std::fs::read(&p).expect("report")).expect("report json")
     }
 
@@ -136,9 +139,16 @@ async fn flaky_and_slow_store_is_retried_into_the_same_block() {
     );
     let (a, b) = (flaky.report(), clean.report());
     let ids = |r: &PlanReport| -> Vec<(String, BadChunkKind)> {
-        r.bad_chunks.iter().map(|c| (c.chunk_id.clone(), c.kind)).collect()
+        r.bad_chunks
+            .iter()
+            .map(|c| (c.chunk_id.clone(), c.kind))
+            .collect()
     };
-    assert_eq!(ids(&a), ids(&b), "same missing chunks, no fetch error became a gap");
+    assert_eq!(
+        ids(&a),
+        ids(&b),
+        "same missing chunks, no fetch error became a gap"
+    );
     assert_eq!(a.samples_written, b.samples_written);
     assert_work_dir_clean(&flaky);
 }
@@ -150,23 +160,35 @@ async fn a_store_that_keeps_failing_fails_the_plan_retriably_and_uploads_nothing
             .expect("fs"),
     );
     let broken = Arc::new(FaultyStore::new(inner, 1, u32::MAX, 0, Duration::ZERO));
-    let run = build(&corpus_plan(), StoreLocation::from_store(broken, "", "broken"), |c| {
-        c.fetch = FetchPolicy {
-            retries: 2,
-            timeout: Duration::from_secs(1),
-            min_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(2),
-        };
-    })
+    let run = build(
+        &corpus_plan(),
+        StoreLocation::from_store(broken, "", "broken"),
+        |c| {
+            c.fetch = FetchPolicy {
+                retries: 2,
+                timeout: Duration::from_secs(1),
+                min_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(2),
+            };
+        },
+    )
     .await;
     let err = run.outcome.as_ref().expect_err("must fail");
     assert!(matches!(err, BuildError::Fetch(_)), "{err}");
     assert!(err.is_retriable());
-    assert!(err.to_string().contains("gave up after 3 attempts"), "{err}");
+    assert!(
+        err.to_string().contains("gave up after 3 attempts"),
+        "{err}"
+    );
     assert_eq!(run.uploaded_blocks(), 0);
     let report = run.report();
     assert_eq!(report.status, PlanStatus::Failed);
-    assert!(report.error.as_deref().is_some_and(|e| e.contains("injected 503")));
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("injected 503"))
+    );
     assert_work_dir_clean(&run);
 }
 
@@ -186,8 +208,10 @@ fn corrupted_store(n: usize) -> (tempfile::TempDir, Vec<String>) {
     }
     let plan = plan_format::read_plan(
         "p",
-        std::fs::File::open(corpus_dir().join(format!("cortex-output/plans/{TENANT}/{DAY}.plan.snappy")))
-            .expect("plan"),
+        std::fs::File::open(
+            corpus_dir().join(format!("cortex-output/plans/{TENANT}/{DAY}.plan.snappy")),
+        )
+        .expect("plan"),
         plan_format::Compression::Snappy,
     )
     .expect("plan");
@@ -232,8 +256,13 @@ async fn corrupt_chunks_are_reported_and_the_policy_decides() {
     let mut want = corrupted.clone();
     want.sort();
     assert_eq!(bad, want, "every corrupted chunk is named");
-    assert!(report.bad_chunks.iter().all(|c| c.kind != BadChunkKind::Checksum
-        || c.reason.contains("checksum mismatch") && c.reason.contains(&c.chunk_id)));
+    assert!(
+        report
+            .bad_chunks
+            .iter()
+            .all(|c| c.kind != BadChunkKind::Checksum
+                || c.reason.contains("checksum mismatch") && c.reason.contains(&c.chunk_id))
+    );
     assert_work_dir_clean(&strict);
 
     // Lenient policy: the block is written with gaps and the same report content.
@@ -248,13 +277,29 @@ async fn corrupt_chunks_are_reported_and_the_policy_decides() {
     let got = read_block(&lenient.block_dir());
     let mut lost = 0;
     for g in &got {
-        let w = want.iter().find(|w| w.labels == g.labels).expect("known series");
+        let w = want
+            .iter()
+            .find(|w| w.labels == g.labels)
+            .expect("known series");
         let truth: std::collections::BTreeSet<_> = w.samples.iter().collect();
-        assert!(g.samples.iter().all(|s| truth.contains(s)), "{:?}: invented samples", g.labels);
+        assert!(
+            g.samples.iter().all(|s| truth.contains(s)),
+            "{:?}: invented samples",
+            g.labels
+        );
         lost += w.samples.len() - g.samples.len();
     }
     let total: usize = want.iter().map(|w| w.samples.len()).sum();
-    assert_eq!(o.report.samples_written as usize, total - lost - want.iter().filter(|w| !got.iter().any(|g| g.labels == w.labels)).map(|w| w.samples.len()).sum::<usize>());
+    assert_eq!(
+        o.report.samples_written as usize,
+        total
+            - lost
+            - want
+                .iter()
+                .filter(|w| !got.iter().any(|g| g.labels == w.labels))
+                .map(|w| w.samples.len())
+                .sum::<usize>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,14 +307,19 @@ async fn truncated_plan_gives_no_block_and_a_clear_error() {
     let full = {
         let mut out = Vec::new();
         let mut r = snap::read::FrameDecoder::new(
-            std::fs::File::open(corpus_dir().join(format!("cortex-output/plans/{TENANT}/{DAY}.plan.snappy")))
-                .expect("plan"),
+            std::fs::File::open(
+                corpus_dir().join(format!("cortex-output/plans/{TENANT}/{DAY}.plan.snappy")),
+            )
+            .expect("plan"),
         );
         std::io::Read::read_to_end(&mut r, &mut out).expect("decompress");
         out
     };
     for (what, bytes) in [
-        ("no footer", full[..full.len() - "{\"complete\":true}\n".len()].to_vec()),
+        (
+            "no footer",
+            full[..full.len() - "{\"complete\":true}\n".len()].to_vec(),
+        ),
         ("cut mid-entry", full[..full.len() / 2].to_vec()),
         ("entry after footer", {
             let mut v = full.clone();
@@ -288,7 +338,10 @@ async fn truncated_plan_gives_no_block_and_a_clear_error() {
         let err = run.outcome.as_ref().expect_err(what);
         assert!(matches!(err, BuildError::Plan(_)), "{what}: {err}");
         assert!(!err.is_retriable());
-        assert!(err.to_string().contains(&format!("{DAY}.plan")), "{what}: {err}");
+        assert!(
+            err.to_string().contains(&format!("{DAY}.plan")),
+            "{what}: {err}"
+        );
         assert_eq!(run.uploaded_blocks(), 0, "{what}");
         assert_work_dir_clean(&run);
     }
@@ -308,7 +361,11 @@ async fn forced_spill_and_thread_count_give_a_byte_identical_block() {
         block_bytes(&default.block_dir())
     );
     assert!(spilled.report().spill_bytes > 10_000, "the sorter spilled");
-    assert_eq!(default.report().spill_bytes, 0, "the default budget holds the plan");
+    assert_eq!(
+        default.report().spill_bytes,
+        0,
+        "the default budget holds the plan"
+    );
     assert_eq!(read_block(&spilled.block_dir()), expected(TENANT, DAY));
     assert_work_dir_clean(&spilled);
 }

@@ -2,7 +2,8 @@
 //! Cortex's own builder wrote, and Prometheus' tools read them back exactly.
 
 use blocksconvert_tests::{
-    DAYS, TENANTS, cortex_block, expected, promtool, promtool_value, promtool_labels, write_expected_block,
+    DAYS, TENANTS, cortex_block, expected, promtool, promtool_labels, promtool_value,
+    write_expected_block,
 };
 use tsdb_block::BlockReader;
 

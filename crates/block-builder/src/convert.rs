@@ -22,10 +22,10 @@ use cortex_chunk::encoding::decode_samples;
 use cortex_chunk::{ChunkErrorKind, ChunkKey, LabelPairs, decode_object};
 use futures::StreamExt;
 use plan_format::{Compression, PlanReader};
+use tsdb_block::ChunkMeta;
 use tsdb_block::index::IndexWriter;
 use tsdb_block::meta::{BlockFile, BlockMeta};
 use tsdb_block::segment::SegmentWriter;
-use tsdb_block::ChunkMeta;
 
 use crate::encode::{EncodedSeries, encode_series, snap_timestamps};
 use crate::fetch::{ChunkStores, FetchError, Fetched, fetch_remote, read_local, safe_object_path};
@@ -78,8 +78,9 @@ pub(crate) struct PlanSummary {
 
 fn sid_hash(sid: &str) -> u64 {
     // Fixed keys: the same plan always gives the same grouping.
-    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .build_hasher();
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
     h.write(sid.as_bytes());
     h.finish()
 }
@@ -328,7 +329,9 @@ fn convert_into(
             Ok(h) => h
                 .join()
                 .unwrap_or_else(|_| Err(BuildError::Internal("plan reader panicked".into()))),
-            Err(e) => Err(BuildError::Internal(format!("cannot start plan reader: {e}"))),
+            Err(e) => Err(BuildError::Internal(format!(
+                "cannot start plan reader: {e}"
+            ))),
         };
         (plan_result, write_result)
     });
@@ -475,7 +478,10 @@ impl Worker {
             };
             let object = key.object_path();
             if !safe_object_path(&object) {
-                out.bad.push(bad(BadChunkKind::InvalidId, format!("unsafe object path {object:?}")));
+                out.bad.push(bad(
+                    BadChunkKind::InvalidId,
+                    format!("unsafe object path {object:?}"),
+                ));
                 continue;
             }
             let store = stores.for_chunk(key.from);
@@ -583,7 +589,12 @@ impl Worker {
         out.snapped = snap_timestamps(&mut self.out_t, cfg.timestamp_tolerance_ms, day_end);
         out.samples = self.out_t.len() as u64;
         if !self.out_t.is_empty() {
-            encode_series(&self.out_t, &self.out_v, &mut out.encoded, &mut self.enc_scratch);
+            encode_series(
+                &self.out_t,
+                &self.out_v,
+                &mut out.encoded,
+                &mut self.enc_scratch,
+            );
         }
         // Keep the buffers from growing without bound after one huge series.
         const KEEP: usize = 1 << 20;
@@ -650,9 +661,12 @@ impl Writer<'_> {
         }
         let p = self.progress;
         p.series_done.fetch_add(1, Ordering::Relaxed);
-        p.chunks_fetched.fetch_add(o.fetched_chunks, Ordering::Relaxed);
-        p.bytes_fetched.fetch_add(o.fetched_bytes, Ordering::Relaxed);
-        p.samples_decoded.fetch_add(o.stats.input, Ordering::Relaxed);
+        p.chunks_fetched
+            .fetch_add(o.fetched_chunks, Ordering::Relaxed);
+        p.bytes_fetched
+            .fetch_add(o.fetched_bytes, Ordering::Relaxed);
+        p.samples_decoded
+            .fetch_add(o.stats.input, Ordering::Relaxed);
         p.samples_written.fetch_add(o.samples, Ordering::Relaxed);
         metrics::gauge!(m::PLAN_SERIES_DONE).increment(1.0);
         let Some(labels) = o.labels else {

@@ -73,7 +73,10 @@ pub fn snap_timestamps(ts: &mut [i64], tolerance_ms: i64, day_end: i64) -> u64 {
 pub fn encode_series(ts: &[i64], vs: &[f64], out: &mut EncodedSeries, scratch: &mut Vec<u8>) {
     out.chunks.clear();
     out.data.clear();
-    for (t, v) in ts.chunks(SAMPLES_PER_CHUNK).zip(vs.chunks(SAMPLES_PER_CHUNK)) {
+    for (t, v) in ts
+        .chunks(SAMPLES_PER_CHUNK)
+        .zip(vs.chunks(SAMPLES_PER_CHUNK))
+    {
         let mut enc = XorEncoder::reusing(std::mem::take(scratch));
         for (&t, &v) in t.iter().zip(v) {
             enc.append(t, v);

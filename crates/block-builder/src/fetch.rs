@@ -241,7 +241,11 @@ mod tests {
             .with_store("gcs", lb.clone());
         let feb1 = 18293 * DAY_MS; // 2020-02-01
         assert_eq!(stores.for_chunk(feb1 - 1).to_string(), la.to_string());
-        assert_eq!(stores.for_chunk(feb1).to_string(), lb.to_string(), "W14: the first day of a period uses the new store");
+        assert_eq!(
+            stores.for_chunk(feb1).to_string(),
+            lb.to_string(),
+            "W14: the first day of a period uses the new store"
+        );
         assert!(stores.all_local());
     }
 }

@@ -68,7 +68,10 @@ mod tests {
     use super::*;
 
     fn l(pairs: &[(&str, &str)]) -> LabelPairs {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]

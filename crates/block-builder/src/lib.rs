@@ -282,8 +282,8 @@ pub fn clean_work_dir(work_dir: &Path) -> Result<(), BuildError> {
 }
 
 fn phase_done(phase: &'static str, since: Instant) {
-    ::metrics::counter!(metrics::PHASE_SECONDS, "phase" => phase)
-        .increment(since.elapsed().as_secs());
+    ::metrics::histogram!(metrics::PHASE_SECONDS, "phase" => phase)
+        .record(since.elapsed().as_secs_f64());
 }
 
 /// Builds the block of one plan and uploads it (see the crate docs for the steps).
@@ -387,7 +387,9 @@ async fn build_inner(
     report.plan_series = summary.series;
     report.plan_chunks = summary.chunks;
     report.repeated_entries = summary.repeated_entries;
-    progress.series_total.store(summary.series, Ordering::Relaxed);
+    progress
+        .series_total
+        .store(summary.series, Ordering::Relaxed);
     ::metrics::gauge!(metrics::PLAN_SERIES).set(summary.series as f64);
     ::metrics::gauge!(metrics::PLAN_SERIES_DONE).set(0.0);
     ::metrics::gauge!(metrics::PLAN_START_TIME)
@@ -444,8 +446,7 @@ async fn build_inner(
     let started = Instant::now();
     let base = marker_base(dest, plan, report);
     let replaced =
-        upload::remove_earlier_blocks(&dest.markers, &base, &dest.blocks, &summary.user)
-            .await?;
+        upload::remove_earlier_blocks(&dest.markers, &base, &dest.blocks, &summary.user).await?;
     if progress.is_cancelled() {
         return Err(BuildError::Cancelled);
     }

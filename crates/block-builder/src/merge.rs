@@ -88,7 +88,8 @@ pub fn merge_series(
     for r in runs {
         stats.input += (r.end - r.start) as u64;
         let mut run = *r;
-        run.end = run.start + make_strictly_increasing(&mut ts[run.start..run.end], &mut vs[run.start..run.end]);
+        run.end = run.start
+            + make_strictly_increasing(&mut ts[run.start..run.end], &mut vs[run.start..run.end]);
         stats.out_of_order += (r.end - run.end) as u64;
         // Clip to the day: the run is ascending now.
         let slice = &ts[run.start..run.end];
@@ -107,9 +108,7 @@ pub fn merge_series(
     }
     // Group runs into lists of non-overlapping runs (by actual data), so each list is
     // one ascending sequence; replicas typically give one list each.
-    scratch
-        .runs
-        .sort_unstable_by_key(|r| (ts[r.start], r.rank));
+    scratch.runs.sort_unstable_by_key(|r| (ts[r.start], r.rank));
     for l in &mut scratch.lists {
         l.clear();
     }
@@ -149,7 +148,15 @@ pub fn merge_series(
                 rank: r.rank,
             });
         }
-        merge_lists(&scratch.lists, &mut scratch.cursors, ts, vs, out_t, out_v, &mut stats);
+        merge_lists(
+            &scratch.lists,
+            &mut scratch.cursors,
+            ts,
+            vs,
+            out_t,
+            out_v,
+            &mut stats,
+        );
     }
     stats.output = out_t.len() as u64;
     stats.duplicates = kept - stats.output;
@@ -174,6 +181,33 @@ fn make_strictly_increasing(ts: &mut [i64], vs: &mut [f64]) -> usize {
     w
 }
 
+/// Length of the common prefix of two timestamp slices.
+fn common_prefix(a: &[i64], b: &[i64]) -> usize {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()))
+}
+
+/// Moves a cursor `n` samples on, into the next run of its list when the current one
+/// ends; returns false when the list is exhausted.
+fn advance(c: &mut Cursor, lists: &[Vec<Run>], n: usize) -> bool {
+    c.pos += n;
+    if c.pos < c.end {
+        return true;
+    }
+    c.run += 1;
+    match lists[c.list].get(c.run) {
+        Some(r) => {
+            c.pos = r.start;
+            c.end = r.end;
+            c.rank = r.rank;
+            true
+        }
+        None => false,
+    }
+}
+
 fn merge_lists(
     lists: &[Vec<Run>],
     cursors: &mut Vec<Cursor>,
@@ -184,9 +218,48 @@ fn merge_lists(
     stats: &mut MergeStats,
 ) {
     while !cursors.is_empty() {
-        // Smallest head timestamp; among equals, the lowest rank provides the value.
+        // Fast path: every list sits on the same timestamp (replicas scraped alike).
+        // Find how long they stay identical inside their current runs and copy that
+        // stretch from the lowest-ranked one in bulk.
+        let t0 = ts[cursors[0].pos];
+        if cursors.len() > 1 && cursors.iter().all(|c| ts[c.pos] == t0) {
+            let span = cursors.iter().map(|c| c.end - c.pos).min().unwrap_or(0);
+            let base = cursors[0].pos;
+            let same = cursors[1..].iter().fold(span, |n, c| {
+                n.min(common_prefix(&ts[base..base + n], &ts[c.pos..c.pos + n]))
+            });
+            let best = (0..cursors.len())
+                .min_by_key(|&i| cursors[i].rank)
+                .unwrap_or(0);
+            let bp = cursors[best].pos;
+            out_t.extend_from_slice(&ts[bp..bp + same]);
+            out_v.extend_from_slice(&vs[bp..bp + same]);
+            let winner = &vs[bp..bp + same];
+            let mut i = 0;
+            while i < cursors.len() {
+                let c = &mut cursors[i];
+                if i != best {
+                    stats.conflicts += vs[c.pos..c.pos + same]
+                        .iter()
+                        .zip(winner)
+                        .filter(|(a, b)| a.to_bits() != b.to_bits())
+                        .count() as u64;
+                }
+                i += 1;
+            }
+            let mut i = 0;
+            while i < cursors.len() {
+                if advance(&mut cursors[i], lists, same) {
+                    i += 1;
+                } else {
+                    cursors.swap_remove(i);
+                }
+            }
+            continue;
+        }
+        // General step: smallest head timestamp; among equals, the lowest rank wins.
         let mut best = 0;
-        let mut best_t = ts[cursors[0].pos];
+        let mut best_t = t0;
         for (i, c) in cursors.iter().enumerate().skip(1) {
             let t = ts[c.pos];
             if t < best_t || (t == best_t && c.rank < cursors[best].rank) {
@@ -197,7 +270,6 @@ fn merge_lists(
         let value = vs[cursors[best].pos];
         out_t.push(best_t);
         out_v.push(value);
-        // Advance every cursor sitting on this timestamp.
         let mut i = 0;
         while i < cursors.len() {
             let c = &mut cursors[i];
@@ -205,20 +277,9 @@ fn merge_lists(
                 if vs[c.pos].to_bits() != value.to_bits() {
                     stats.conflicts += 1;
                 }
-                c.pos += 1;
-                if c.pos == c.end {
-                    c.run += 1;
-                    match lists[c.list].get(c.run) {
-                        Some(r) => {
-                            c.pos = r.start;
-                            c.end = r.end;
-                            c.rank = r.rank;
-                        }
-                        None => {
-                            cursors.swap_remove(i);
-                            continue;
-                        }
-                    }
+                if !advance(c, lists, 1) {
+                    cursors.swap_remove(i);
+                    continue;
                 }
             }
             i += 1;
@@ -232,7 +293,11 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    fn run_merge(chunks: &[(u32, Vec<(i64, f64)>)], lo: i64, hi: i64) -> (Vec<(i64, u64)>, MergeStats) {
+    fn run_merge(
+        chunks: &[(u32, Vec<(i64, f64)>)],
+        lo: i64,
+        hi: i64,
+    ) -> (Vec<(i64, u64)>, MergeStats) {
         let (mut ts, mut vs, mut runs) = (Vec::new(), Vec::new(), Vec::new());
         for (rank, samples) in chunks {
             let start = ts.len();
@@ -247,8 +312,22 @@ mod tests {
             });
         }
         let (mut ot, mut ov) = (Vec::new(), Vec::new());
-        let stats = merge_series(&runs, &mut ts, &mut vs, lo, hi, &mut MergeScratch::default(), &mut ot, &mut ov);
-        (ot.into_iter().zip(ov.into_iter().map(f64::to_bits)).collect(), stats)
+        let stats = merge_series(
+            &runs,
+            &mut ts,
+            &mut vs,
+            lo,
+            hi,
+            &mut MergeScratch::default(),
+            &mut ot,
+            &mut ov,
+        );
+        (
+            ot.into_iter()
+                .zip(ov.into_iter().map(f64::to_bits))
+                .collect(),
+            stats,
+        )
     }
 
     /// The specification: per chunk keep samples that increase; union over chunks;
@@ -276,9 +355,15 @@ mod tests {
 
     #[test]
     fn replicas_cut_differently_merge_to_one_stream() {
-        let a = (0u32, (0..10).map(|i| (i * 15, i as f64)).collect::<Vec<_>>());
+        let a = (
+            0u32,
+            (0..10).map(|i| (i * 15, i as f64)).collect::<Vec<_>>(),
+        );
         let b = (1u32, (0..4).map(|i| (i * 15, i as f64)).collect::<Vec<_>>());
-        let c = (2u32, (4..10).map(|i| (i * 15, i as f64)).collect::<Vec<_>>());
+        let c = (
+            2u32,
+            (4..10).map(|i| (i * 15, i as f64)).collect::<Vec<_>>(),
+        );
         let (out, stats) = run_merge(&[a, b, c], 0, 1000);
         assert_eq!(out.len(), 10);
         assert_eq!(stats.duplicates, 10);
@@ -287,7 +372,11 @@ mod tests {
 
     #[test]
     fn lowest_rank_wins_and_conflicts_are_counted() {
-        let (out, stats) = run_merge(&[(5, vec![(10, 1.0), (20, 2.0)]), (3, vec![(20, 9.0)])], 0, 100);
+        let (out, stats) = run_merge(
+            &[(5, vec![(10, 1.0), (20, 2.0)]), (3, vec![(20, 9.0)])],
+            0,
+            100,
+        );
         assert_eq!(out, vec![(10, 1f64.to_bits()), (20, 9f64.to_bits())]);
         assert_eq!(stats.conflicts, 1);
         let stale = f64::from_bits(0x7ff0_0000_0000_0002);
@@ -297,7 +386,11 @@ mod tests {
 
     #[test]
     fn clip_is_half_open() {
-        let (out, stats) = run_merge(&[(0, vec![(99, 1.0), (100, 2.0), (199, 3.0), (200, 4.0)])], 100, 200);
+        let (out, stats) = run_merge(
+            &[(0, vec![(99, 1.0), (100, 2.0), (199, 3.0), (200, 4.0)])],
+            100,
+            200,
+        );
         assert_eq!(out.iter().map(|s| s.0).collect::<Vec<_>>(), vec![100, 199]);
         assert_eq!(stats.outside_window, 2);
     }

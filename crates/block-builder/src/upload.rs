@@ -34,8 +34,7 @@ pub(crate) async fn recorded_blocks(
         .into_iter()
         .filter_map(|(k, _)| {
             let id = k.strip_prefix(&prefix)?;
-            (!id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
-                .then(|| id.to_owned())
+            (!id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())).then(|| id.to_owned())
         })
         .collect();
     out.sort();

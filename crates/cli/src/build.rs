@@ -38,7 +38,11 @@ pub struct BuildArgs {
     #[arg(long, env = "BLOCKSCONVERT_MARKERS")]
     markers: Option<String>,
     /// Scratch directory (cleaned on start).
-    #[arg(long, env = "BLOCKSCONVERT_WORK_DIR", default_value = "blocksconvert-work")]
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_WORK_DIR",
+        default_value = "blocksconvert-work"
+    )]
     work_dir: PathBuf,
     /// CPU worker threads (default: all cores).
     #[arg(long, env = "BLOCKSCONVERT_WORKERS")]
@@ -50,7 +54,11 @@ pub struct BuildArgs {
     #[arg(long, env = "BLOCKSCONVERT_MEMORY_BUDGET", default_value = "64MiB", value_parser = parse_size)]
     memory_budget: usize,
     /// Largest fraction of missing or bad chunks with which a plan still finishes.
-    #[arg(long, env = "BLOCKSCONVERT_MAX_BAD_CHUNK_FRACTION", default_value_t = 0.05)]
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_MAX_BAD_CHUNK_FRACTION",
+        default_value_t = 0.05
+    )]
     max_bad_chunk_fraction: f64,
     /// Snap timestamps within this distance of a whole second (Cortex
     /// -builder.timestamp-tolerance; 0 = off).
@@ -144,7 +152,10 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
         .map(SchemaConfig::load)
         .transpose()
         .context("--schema")?;
-    let mut stores = ChunkStores::new(StoreLocation::open(&a.chunks, &a.storage, false)?, schema.clone());
+    let mut stores = ChunkStores::new(
+        StoreLocation::open(&a.chunks, &a.storage, false)?,
+        schema.clone(),
+    );
     for spec in &a.chunks_store {
         let Some((kind, url)) = spec.split_once('=') else {
             bail!("--chunks-store {spec:?}: expected TYPE=URL");
@@ -168,9 +179,7 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
     clean_work_dir(&a.work_dir)?;
     let cfg = BuildConfig {
         work_dir: a.work_dir.clone(),
-        workers: a
-            .workers
-            .unwrap_or_else(|| BuildConfig::default().workers),
+        workers: a.workers.unwrap_or_else(|| BuildConfig::default().workers),
         fetch_concurrency: a.fetch_concurrency,
         memory_budget: a.memory_budget,
         max_bad_chunk_fraction: a.max_bad_chunk_fraction,

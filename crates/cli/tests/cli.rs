@@ -121,3 +121,79 @@ fn generate_writes_a_store() {
         .expect("run");
     assert!(!bad.status.success());
 }
+
+#[test]
+fn build_converts_a_corpus_plan_and_rejects_a_truncated_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let plan = corpus().join("cortex-output/plans/42/18585.plan.snappy");
+    let chunks = corpus().join("chunks");
+    let (out, markers, work, metrics) = (
+        tmp.path().join("blocks"),
+        tmp.path().join("markers"),
+        tmp.path().join("work"),
+        tmp.path().join("builder.prom"),
+    );
+    let args = |plan: &std::path::Path| -> Vec<String> {
+        [
+            "build",
+            "--plan",
+            plan.to_str().expect("utf8"),
+            "--chunks",
+            chunks.to_str().expect("utf8"),
+            "--output",
+            out.to_str().expect("utf8"),
+            "--markers",
+            markers.to_str().expect("utf8"),
+            "--work-dir",
+            work.to_str().expect("utf8"),
+            "--metrics-file",
+            metrics.to_str().expect("utf8"),
+            "--quiet",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let a = args(&plan);
+    let stdout = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(stdout.starts_with("built "), "{stdout}");
+    assert!(
+        stdout.contains("tenant 42 day 18585 (2020-11-19)"),
+        "{stdout}"
+    );
+    let blocks: Vec<_> = std::fs::read_dir(out.join("42"))
+        .expect("tenant dir")
+        .collect();
+    assert_eq!(blocks.len(), 1);
+    assert!(markers.join("42/18585.report.json").is_file());
+    let prom = std::fs::read_to_string(&metrics).expect("metrics file");
+    for family in [
+        "cortex_blocksconvert_builder_fetched_chunks_total",
+        "cortex_blocksconvert_builder_written_samples_total",
+        "cortex_blocksconvert_builder_chunks_not_found_total",
+        "cortex_blocksconvert_builder_block_size_bytes_total",
+        "cortex_blocksconvert_builder_plans_total{status=\"finished_with_gaps\"} 1",
+    ] {
+        assert!(prom.contains(family), "{family} missing from:\n{prom}");
+    }
+
+    // A plan without its footer: clear error, exit code 1, no new block.
+    let bad_dir = tmp.path().join("plans/42");
+    std::fs::create_dir_all(&bad_dir).expect("mkdir");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut snap::read::FrameDecoder::new(std::fs::File::open(&plan).expect("plan")),
+        &mut text,
+    )
+    .expect("decompress");
+    let bad = bad_dir.join("18585.plan");
+    std::fs::write(&bad, text.replace("{\"complete\":true}\n", "")).expect("write");
+    let a = args(&bad);
+    let res = Command::new(env!("CARGO_BIN_EXE_blocksconvert"))
+        .args(&a)
+        .output()
+        .expect("run");
+    assert_eq!(res.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("plan is not complete"), "{err}");
+    assert_eq!(std::fs::read_dir(out.join("42")).expect("dir").count(), 1);
+}

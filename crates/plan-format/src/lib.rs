@@ -159,11 +159,9 @@ impl<'a> PlanReader<'a> {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
             Compression::Snappy => Box::new(snap::read::FrameDecoder::new(input)),
         };
-        let mut stream = serde_json::Deserializer::from_reader(BufReader::with_capacity(
-            256 << 10,
-            reader,
-        ))
-        .into_iter::<Record>();
+        let mut stream =
+            serde_json::Deserializer::from_reader(BufReader::with_capacity(256 << 10, reader))
+                .into_iter::<Record>();
         let mut this_name = name.to_owned();
         let header = match stream.next() {
             None => {

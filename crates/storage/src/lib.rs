@@ -83,7 +83,11 @@ pub struct StorageOptions {
     #[arg(long = "s3.access-key-id", env = "BLOCKSCONVERT_S3_ACCESS_KEY_ID")]
     pub s3_access_key_id: Option<String>,
     /// S3 secret key (default: `AWS_SECRET_ACCESS_KEY`).
-    #[arg(long = "s3.secret-access-key", env = "BLOCKSCONVERT_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    #[arg(
+        long = "s3.secret-access-key",
+        env = "BLOCKSCONVERT_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
     pub s3_secret_access_key: Option<String>,
     /// Allow plain-HTTP endpoints (local S3-compatible servers).
     #[arg(long = "s3.insecure", env = "BLOCKSCONVERT_S3_INSECURE")]
@@ -325,7 +329,10 @@ impl StoreLocation {
 
     /// Object metadata (size, last modified), or a not-found error.
     pub async fn head(&self, rel: &str) -> Result<ObjectMeta, StorageError> {
-        self.store.head(&self.path(rel)).await.map_err(self.backend(rel))
+        self.store
+            .head(&self.path(rel))
+            .await
+            .map_err(self.backend(rel))
     }
 
     /// Writes (overwrites) an object.
@@ -358,8 +365,14 @@ impl StoreLocation {
             .map(|_| ())
     }
 
-    /// Uploads a local file (multipart for large files).
+    /// Uploads a local file (multipart for large files). A local destination on the
+    /// same file system gets a hard link instead of a copy (a block is written once).
     pub async fn upload_file(&self, rel: &str, file: &FsPath) -> Result<u64, StorageError> {
+        if let Some(root) = &self.local_root
+            && let Some(size) = link_into(root, rel, file)
+        {
+            return Ok(size);
+        }
         let size = std::fs::metadata(file)
             .map_err(|e| StorageError::Backend {
                 location: file.display().to_string(),
@@ -380,11 +393,8 @@ impl StoreLocation {
                     source: Box::new(e),
                 },
             })?;
-        let mut writer = object_store::buffered::BufWriter::with_capacity(
-            Arc::clone(&self.store),
-            path,
-            PART,
-        );
+        let mut writer =
+            object_store::buffered::BufWriter::with_capacity(Arc::clone(&self.store), path, PART);
         tokio::io::copy(&mut f, &mut writer)
             .await
             .map_err(|e| StorageError::Backend {
@@ -428,6 +438,22 @@ impl StoreLocation {
             .filter_map(|m| self.relative(&m.location).map(|k| (k, m)))
             .collect())
     }
+}
+
+/// Hard-links `file` to `root/rel` (replacing an existing file); `None` when that is
+/// not possible (other file system, bad key), so the caller copies instead.
+fn link_into(root: &FsPath, rel: &str, file: &FsPath) -> Option<u64> {
+    if rel
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return None;
+    }
+    let dest = root.join(rel);
+    std::fs::create_dir_all(dest.parent()?).ok()?;
+    let _ = std::fs::remove_file(&dest);
+    std::fs::hard_link(file, &dest).ok()?;
+    std::fs::metadata(&dest).ok().map(|m| m.len())
 }
 
 #[cfg(test)]
@@ -474,10 +500,7 @@ mod tests {
         };
         let loc = StoreLocation::open("s3://bucket/some/prefix/", &opts, false).expect("s3");
         assert_eq!(loc.path("t/1:2").as_ref(), "some/prefix/t/1:2");
-        assert_eq!(
-            loc.relative(&loc.path("t/1:2")).as_deref(),
-            Some("t/1:2")
-        );
+        assert_eq!(loc.relative(&loc.path("t/1:2")).as_deref(), Some("t/1:2"));
         let err = StoreLocation::open("ftp://x/y", &opts, false).expect_err("scheme");
         assert!(err.to_string().contains("unsupported scheme"), "{err}");
         let err = StoreLocation::open("/definitely/not/here", &opts, false).expect_err("dir");

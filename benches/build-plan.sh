@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Full-plan benchmark of the builder (outside CI): generates the issue's dataset
+# (1 tenant-day, SERIES series x 5760 samples x 3 replicas, Bigchunk) on local disk
+# once, then times `blocksconvert build` from plan to uploaded block.
+#   usage: benches/build-plan.sh [DIR]      (env SERIES=100000 for the 5x run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-/tmp/blocksconvert-bench}
+series=${SERIES:-20000}
+cargo build --release -q -p blocksconvert-cli
+bin=target/release/blocksconvert
+store="$dir/store-$series"
+if [ ! -f "$store/schema.yaml" ]; then
+  "$bin" generate --out "$store" --tenants 1 --days 1 --series "$series" \
+    --samples-per-series 5760 --replicas 3 --encoding bigchunk --seed 42
+fi
+plan=$(find "$store/plans" -name '*.plan.snappy' | head -n 1)
+rm -rf "$dir/out" "$dir/markers" "$dir/work"
+# Warm the page cache the same way for every run (the target is CPU, not disk).
+find "$store/chunks" -type f -print0 | xargs -0 cat > /dev/null
+/usr/bin/time -v "$bin" build --plan "$plan" --chunks "$store/chunks" --output "$dir/out" \
+  --markers "$dir/markers" --work-dir "$dir/work" --quiet ${BUILD_FLAGS:-} 2> "$dir/time.txt"
+grep -E "Elapsed \(wall|Maximum resident|User time|System time|Percent of CPU" "$dir/time.txt"
