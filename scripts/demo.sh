@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's first command: generate a synthetic Cortex chunk store in a temporary
-# directory (no cloud, no server) and inspect what was written.
+# directory (no cloud, no server), inspect it, and build a block from every plan.
 # `--small` keeps it tiny (CI runs it that way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +25,12 @@ chunk=$(find "$work/store/chunks/tenant-0" -type f | sort | sed -n 1p)
 "$bin" inspect chunk "$chunk" | head -n 12
 echo "--- the same chunk as JSON (first 300 bytes)"
 "$bin" inspect chunk "$chunk" --json | head -c 300; echo
+
+echo "--- build every plan into blocks (local directories, no cloud)"
+for plan in $(find "$work/store/plans" -name '*.plan.snappy' | sort); do
+  "$bin" build --plan "$plan" --chunks "$work/store/chunks" --output "$work/blocks" \
+    --markers "$work/markers" --work-dir "$work/build" --quiet
+done
+echo "--- one block"
+block=$(find "$work/blocks/tenant-0" -mindepth 1 -maxdepth 1 -type d | sort | sed -n 1p)
+"$bin" inspect block "$block" | head -n 12
