@@ -24,7 +24,7 @@ use futures::StreamExt;
 use plan_format::{Compression, PlanReader};
 use tsdb_block::ChunkMeta;
 use tsdb_block::index::IndexWriter;
-use tsdb_block::meta::{BlockFile, BlockMeta};
+use tsdb_block::meta::BlockMeta;
 use tsdb_block::segment::SegmentWriter;
 
 use crate::encode::{EncodedSeries, encode_series, snap_timestamps};
@@ -643,11 +643,7 @@ impl Writer<'_> {
             metrics::counter!(m::CONFLICTING_SAMPLES).increment(o.stats.conflicts);
         }
         for b in &o.bad {
-            let kind = serde_json::to_value(b.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            metrics::counter!(m::BAD_CHUNKS, "kind" => kind).increment(1);
+            metrics::counter!(m::BAD_CHUNKS, "kind" => b.kind.as_str()).increment(1);
             if b.kind == BadChunkKind::Missing {
                 metrics::counter!(m::CHUNKS_NOT_FOUND).increment(1);
             }
@@ -776,24 +772,7 @@ impl Writer<'_> {
         let index_size = index.finish()?;
         let segs = segments.finish()?;
         meta.stats.num_chunks = num_chunks;
-        meta.thanos.segment_files = segs.iter().map(|(n, _)| n.clone()).collect();
-        meta.thanos.files = segs
-            .iter()
-            .map(|(n, s)| BlockFile {
-                rel_path: format!("chunks/{n}"),
-                size_bytes: Some(*s),
-            })
-            .chain([
-                BlockFile {
-                    rel_path: "index".into(),
-                    size_bytes: Some(index_size),
-                },
-                BlockFile {
-                    rel_path: "meta.json".into(),
-                    size_bytes: None,
-                },
-            ])
-            .collect();
+        meta.record_files(&segs, index_size);
         let meta_path = tmp_dir.join("meta.json");
         std::fs::write(&meta_path, meta.to_go_json()).map_err(|source| BuildError::Io {
             path: meta_path.clone(),

@@ -307,12 +307,7 @@ pub async fn build_plan(
         report.error = Some(e.to_string());
         report.block = None;
     }
-    let status = match report.status {
-        PlanStatus::Complete => "complete",
-        PlanStatus::FinishedWithGaps => "finished_with_gaps",
-        PlanStatus::Failed => "failed",
-    };
-    ::metrics::counter!(metrics::PLANS, "status" => status).increment(1);
+    ::metrics::counter!(metrics::PLANS, "status" => report.status.as_str()).increment(1);
     let report_key = format!("{base}.report.json");
     if !matches!(result, Err(BuildError::Cancelled))
         && let Err(e) = dest.markers.put(&report_key, report.to_json()).await

@@ -20,6 +20,19 @@ pub enum BadChunkKind {
     InvalidId,
 }
 
+impl BadChunkKind {
+    /// The name used in the report and the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Checksum => "checksum",
+            Self::Corrupt => "corrupt",
+            Self::Undecodable => "undecodable",
+            Self::InvalidId => "invalid_id",
+        }
+    }
+}
+
 /// One chunk that contributed no samples.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BadChunk {
@@ -55,6 +68,17 @@ pub enum PlanStatus {
     FinishedWithGaps,
     /// No block: the plan failed.
     Failed,
+}
+
+impl PlanStatus {
+    /// The name used in the report and the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::FinishedWithGaps => "finished_with_gaps",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// The report of one plan.

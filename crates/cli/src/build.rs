@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use block_builder::{
     BadChunkKind, BuildConfig, BuildProgress, ChunkStores, Destinations, FetchPolicy, PlanRef,
-    PlanStatus, build_plan, clean_work_dir,
+    build_plan, clean_work_dir,
 };
 use clap::Args;
 use cortex_index::schema::SchemaConfig;
@@ -243,11 +243,7 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
         "{}.report.json",
         block_builder::marker_base(&dest, &plan, r)
     ));
-    let status = match r.status {
-        PlanStatus::Complete => "complete",
-        PlanStatus::FinishedWithGaps => "finished with gaps",
-        PlanStatus::Failed => "failed",
-    };
+    let status = r.status.as_str().replace('_', " ");
     println!(
         "built {}/{}/ ({status}): tenant {} day {} ({}), {} series, {} samples from {} decoded, {} chunks, {}; \
          {} missing and {} bad chunks, {} quarantined series; {:.2}s; report {report_at}",

@@ -373,46 +373,18 @@ impl StoreLocation {
         {
             return Ok(size);
         }
-        let size = std::fs::metadata(file)
-            .map_err(|e| StorageError::Backend {
-                location: file.display().to_string(),
-                source: object_store::Error::Generic {
-                    store: "local",
-                    source: Box::new(e),
-                },
-            })?
-            .len();
+        let local = |e| io_error(file.display().to_string(), "local", e);
+        let remote = |e| io_error(self.describe(rel), "upload", e);
+        let size = std::fs::metadata(file).map_err(local)?.len();
         const PART: usize = 16 << 20;
         let path = self.path(rel);
-        let mut f = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| StorageError::Backend {
-                location: file.display().to_string(),
-                source: object_store::Error::Generic {
-                    store: "local",
-                    source: Box::new(e),
-                },
-            })?;
+        let mut f = tokio::fs::File::open(file).await.map_err(local)?;
         let mut writer =
             object_store::buffered::BufWriter::with_capacity(Arc::clone(&self.store), path, PART);
-        tokio::io::copy(&mut f, &mut writer)
-            .await
-            .map_err(|e| StorageError::Backend {
-                location: self.describe(rel),
-                source: object_store::Error::Generic {
-                    store: "upload",
-                    source: Box::new(e),
-                },
-            })?;
+        tokio::io::copy(&mut f, &mut writer).await.map_err(remote)?;
         tokio::io::AsyncWriteExt::shutdown(&mut writer)
             .await
-            .map_err(|e| StorageError::Backend {
-                location: self.describe(rel),
-                source: object_store::Error::Generic {
-                    store: "upload",
-                    source: Box::new(e),
-                },
-            })?;
+            .map_err(remote)?;
         Ok(size)
     }
 
@@ -437,6 +409,16 @@ impl StoreLocation {
             .into_iter()
             .filter_map(|m| self.relative(&m.location).map(|k| (k, m)))
             .collect())
+    }
+}
+
+fn io_error(location: String, store: &'static str, e: std::io::Error) -> StorageError {
+    StorageError::Backend {
+        location,
+        source: object_store::Error::Generic {
+            store,
+            source: Box::new(e),
+        },
     }
 }
 

@@ -8,7 +8,7 @@ use prom_xor::XorEncoder;
 use crate::error::BlockError;
 pub use crate::index::ChunkRef as ChunkMeta;
 use crate::index::{IndexReader, IndexWriter, SeriesEntry};
-use crate::meta::{BlockFile, BlockMeta};
+use crate::meta::BlockMeta;
 use crate::segment::{DEFAULT_MAX_SEGMENT_SIZE, SegmentReader, SegmentWriter};
 
 /// Samples per output chunk (Cortex's builder and Prometheus' head both use 120).
@@ -160,24 +160,7 @@ impl BlockWriter {
         } = self;
         let segs = segments.finish()?;
         let index_size = index.finish()?;
-        meta.thanos.segment_files = segs.iter().map(|(n, _)| n.clone()).collect();
-        meta.thanos.files = segs
-            .iter()
-            .map(|(n, s)| BlockFile {
-                rel_path: format!("chunks/{n}"),
-                size_bytes: Some(*s),
-            })
-            .chain([
-                BlockFile {
-                    rel_path: "index".into(),
-                    size_bytes: Some(index_size),
-                },
-                BlockFile {
-                    rel_path: "meta.json".into(),
-                    size_bytes: None,
-                },
-            ])
-            .collect();
+        meta.record_files(&segs, index_size);
         let meta_path = tmp_dir.join("meta.json");
         std::fs::write(&meta_path, meta.to_go_json()).map_err(BlockError::io(&meta_path))?;
         if final_dir.exists() {

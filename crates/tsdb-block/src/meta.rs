@@ -118,6 +118,29 @@ impl BlockMeta {
         }
     }
 
+    /// Fills `thanos.segment_files` and `thanos.files` (chunk segments with sizes, the
+    /// index, then `meta.json`) as Thanos' uploader lists them.
+    pub fn record_files(&mut self, segments: &[(String, u64)], index_size: u64) {
+        self.thanos.segment_files = segments.iter().map(|(n, _)| n.clone()).collect();
+        self.thanos.files = segments
+            .iter()
+            .map(|(n, s)| BlockFile {
+                rel_path: format!("chunks/{n}"),
+                size_bytes: Some(*s),
+            })
+            .chain([
+                BlockFile {
+                    rel_path: "index".into(),
+                    size_bytes: Some(index_size),
+                },
+                BlockFile {
+                    rel_path: "meta.json".into(),
+                    size_bytes: None,
+                },
+            ])
+            .collect();
+    }
+
     /// The tenant named by `__org_id__`, if any.
     pub fn tenant(&self) -> Option<&str> {
         self.thanos.labels.get(TENANT_LABEL).map(String::as_str)
