@@ -51,7 +51,7 @@ pub struct BuildArgs {
     #[arg(long, env = "BLOCKSCONVERT_FETCH_CONCURRENCY", default_value_t = 32)]
     fetch_concurrency: usize,
     /// Memory for series records before the sorter spills to disk (e.g. 64MiB).
-    #[arg(long, env = "BLOCKSCONVERT_MEMORY_BUDGET", default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, env = "BLOCKSCONVERT_MEMORY_BUDGET", default_value = "64MiB", value_parser = config_file::parse_size)]
     memory_budget: usize,
     /// Largest fraction of missing or bad chunks with which a plan still finishes.
     #[arg(
@@ -76,28 +76,6 @@ pub struct BuildArgs {
     quiet: bool,
     #[command(flatten)]
     storage: StorageOptions,
-}
-
-/// Parses `123`, `64KiB`, `64MiB`, `2GiB`, `10MB`.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a size like 64MiB"))?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        other => return Err(format!("{text:?}: unknown unit {other:?}")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{text:?}: too large"))
 }
 
 fn human_bytes(n: u64) -> String {

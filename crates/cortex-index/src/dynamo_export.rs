@@ -73,6 +73,110 @@ struct DataFileManifest {
     data_file_s3_key: String,
 }
 
+/// One data file listed in `manifest-files.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFileEntry {
+    /// Items in the file.
+    pub item_count: u64,
+    /// Base64 MD5 of the (compressed) file.
+    pub md5_checksum: String,
+    /// `dataFileS3Key` as written by DynamoDB (relative to the export's bucket).
+    pub key: String,
+}
+
+impl DataFileEntry {
+    /// The key relative to the export directory (`data/<file>.json.gz`), independent of
+    /// the bucket prefix the export was written under.
+    pub fn key_in_export(&self) -> &str {
+        match self.key.rfind("/data/") {
+            Some(i) => &self.key[i + 1..],
+            None => &self.key,
+        }
+    }
+}
+
+/// Parses `manifest-files.json` (one JSON object per line).
+pub fn parse_manifest_files(text: &str) -> Result<Vec<DataFileEntry>, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let m: DataFileManifest =
+                serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+            Ok(DataFileEntry {
+                item_count: m.item_count,
+                md5_checksum: m.md5_checksum,
+                key: m.data_file_s3_key,
+            })
+        })
+        .collect()
+}
+
+/// The fields of `manifest-summary.json` a reader needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Table name (last element of `tableArn`).
+    pub table: String,
+    /// `itemCount`.
+    pub item_count: u64,
+    /// `outputFormat` (only `DYNAMODB_JSON` is readable).
+    pub output_format: String,
+}
+
+/// Parses `manifest-summary.json`.
+pub fn parse_summary(bytes: &[u8]) -> Result<ExportSummary, String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let arn = v["tableArn"].as_str().ok_or("no tableArn")?;
+    Ok(ExportSummary {
+        table: arn.rsplit('/').next().unwrap_or(arn).to_owned(),
+        item_count: v["itemCount"]
+            .as_u64()
+            .ok_or("no itemCount (export not finished?)")?,
+        output_format: v["outputFormat"]
+            .as_str()
+            .unwrap_or("DYNAMODB_JSON")
+            .to_owned(),
+    })
+}
+
+#[derive(Deserialize)]
+struct KeyLine<'a> {
+    #[serde(rename = "Item", borrow)]
+    item: KeyItem<'a>,
+}
+
+#[derive(Deserialize)]
+struct KeyItem<'a> {
+    #[serde(borrow)]
+    h: KeyAttr<'a>,
+    #[serde(borrow)]
+    r: KeyAttr<'a>,
+}
+
+#[derive(Deserialize)]
+struct KeyAttr<'a> {
+    #[serde(rename = "S", borrow, default)]
+    s: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "B", borrow, default)]
+    b: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Parses the keys of one export line (`h` string, `r` binary), skipping the value;
+/// the range is decoded into `range` (reused by the caller to avoid an allocation per row).
+pub fn parse_item_keys<'a>(
+    line: &'a str,
+    range: &mut Vec<u8>,
+) -> Result<std::borrow::Cow<'a, str>, String> {
+    let item: KeyLine<'a> = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let hash = item.item.h.s.ok_or("h is not a string")?;
+    let r = item.item.r.b.ok_or("r is not binary")?;
+    range.clear();
+    STANDARD
+        .decode_vec(r.as_bytes(), range)
+        .map_err(|e| format!("r: {e}"))?;
+    Ok(hash)
+}
+
 /// One item of an index table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexItem {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read, Write};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Compression, chosen by the object name's suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,54 @@ struct Record {
     cs: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     complete: bool,
+    /// Header extension (W8): the content digest of the entries, so a re-scan that
+    /// produced different content is a new generation. Ignored by Cortex readers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    generation: String,
+    /// Footer extension (W17): number of entries written.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    entries: u64,
+    /// Footer extension (W17): [`PlanDigest`] of every entry, verified by [`PlanReader`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    checksum: String,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Digest of a plan's entries in order: SHA-256 over each series ID and its chunk IDs,
+/// each followed by a newline, entries separated by a NUL byte. The scanner uses it as
+/// the plan's generation (header) and its checksum (footer).
+#[derive(Debug, Clone, Default)]
+pub struct PlanDigest {
+    hasher: Sha256,
+    entries: u64,
+}
+
+impl PlanDigest {
+    /// Adds one entry.
+    pub fn add(&mut self, sid: &str, chunks: &[impl AsRef<str>]) {
+        self.hasher.update(sid.as_bytes());
+        self.hasher.update(b"\n");
+        for c in chunks {
+            self.hasher.update(c.as_ref().as_bytes());
+            self.hasher.update(b"\n");
+        }
+        self.hasher.update([0u8]);
+        self.entries += 1;
+    }
+
+    /// Entries added so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// The digest as 32 lowercase hex digits (the first 128 bits of the SHA-256).
+    pub fn hex(&self) -> String {
+        let d = self.hasher.clone().finalize();
+        d[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -134,6 +183,8 @@ pub struct PlanReader<'a> {
     stream: RecordStream<'a>,
     record: usize,
     footer: bool,
+    generation: String,
+    digest: PlanDigest,
 }
 
 impl std::fmt::Debug for PlanReader<'_> {
@@ -186,6 +237,8 @@ impl<'a> PlanReader<'a> {
             stream,
             record: 1,
             footer: false,
+            generation: header.generation,
+            digest: PlanDigest::default(),
         })
     }
 
@@ -197,6 +250,11 @@ impl<'a> PlanReader<'a> {
     /// Day index from the header.
     pub fn day_index(&self) -> i64 {
         self.day_index
+    }
+
+    /// The header's `generation` (empty for plans written by Cortex).
+    pub fn generation(&self) -> &str {
+        &self.generation
     }
 
     /// Records read so far (header included).
@@ -219,6 +277,9 @@ impl<'a> PlanReader<'a> {
             self.record += 1;
             let r = r.map_err(|e| json_error(&mut self.name.clone(), self.record, e))?;
             if r.complete {
+                if !self.footer {
+                    self.check_footer(&r)?;
+                }
                 self.footer = true;
                 continue;
             }
@@ -232,12 +293,156 @@ impl<'a> PlanReader<'a> {
             if r.sid.is_empty() || r.cs.is_empty() {
                 continue; // Cortex skips such records
             }
+            self.digest.add(&r.sid, &r.cs);
             return Ok(Some(PlanEntry {
                 sid: r.sid,
                 chunks: r.cs,
             }));
         }
     }
+
+    /// Verifies the footer's optional entry count and checksum (W17) against what was read.
+    fn check_footer(&self, footer: &Record) -> Result<(), PlanError> {
+        let bad = |reason: String| PlanError::Malformed {
+            name: self.name.clone(),
+            record: self.record,
+            reason,
+        };
+        if footer.entries != 0 && footer.entries != self.digest.entries() {
+            return Err(bad(format!(
+                "footer says {} entries, the plan has {}",
+                footer.entries,
+                self.digest.entries()
+            )));
+        }
+        if !footer.checksum.is_empty() && footer.checksum != self.digest.hex() {
+            return Err(bad(format!(
+                "footer checksum {} does not match the entries ({})",
+                footer.checksum,
+                self.digest.hex()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Writes a plan entry by entry: header on creation, footer with entry count and
+/// checksum (W17) on [`PlanWriter::finish`].
+pub struct PlanWriter<'a> {
+    out: Sink<'a>,
+    digest: PlanDigest,
+    line: Vec<u8>,
+}
+
+impl std::fmt::Debug for PlanWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanWriter")
+            .field("entries", &self.digest.entries())
+            .finish()
+    }
+}
+
+impl<'a> PlanWriter<'a> {
+    /// Writes the header; `generation` is the W8 extension (empty to omit it).
+    pub fn new(
+        out: impl Write + 'a,
+        compression: Compression,
+        user: &str,
+        day_index: i64,
+        generation: &str,
+    ) -> std::io::Result<Self> {
+        let out: Box<dyn Write + 'a> = Box::new(out);
+        let out = match compression {
+            Compression::None => Sink::Plain(std::io::BufWriter::new(out)),
+            Compression::Gzip => Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
+                std::io::BufWriter::new(out),
+                flate2::Compression::default(),
+            ))),
+            Compression::Snappy => Sink::Snappy(Box::new(snap::write::FrameEncoder::new(out))),
+        };
+        let mut w = Self {
+            out,
+            digest: PlanDigest::default(),
+            line: Vec::with_capacity(4096),
+        };
+        w.record(&Record {
+            user: user.to_owned(),
+            day_index,
+            generation: generation.to_owned(),
+            ..Default::default()
+        })?;
+        Ok(w)
+    }
+
+    fn record(&mut self, r: &Record) -> std::io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, r)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
+    }
+
+    /// Appends one entry.
+    pub fn entry(&mut self, sid: &str, chunks: &[String]) -> std::io::Result<()> {
+        self.digest.add(sid, chunks);
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &EntryRef { sid, cs: chunks })?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
+    }
+
+    /// Writes Cortex's plain footer `{"complete":true}` (no W17 extension) and flushes.
+    pub fn finish_as_cortex(mut self) -> std::io::Result<()> {
+        self.record(&Record {
+            complete: true,
+            ..Default::default()
+        })?;
+        self.out.finish()
+    }
+
+    /// Writes the footer and flushes; returns the entries' digest.
+    pub fn finish(mut self) -> std::io::Result<PlanDigest> {
+        let footer = Record {
+            complete: true,
+            entries: self.digest.entries(),
+            checksum: self.digest.hex(),
+            ..Default::default()
+        };
+        self.record(&footer)?;
+        self.out.finish()?;
+        Ok(self.digest)
+    }
+}
+
+/// The compressed output; an enum rather than `dyn Write` because gzip needs an
+/// explicit `finish` to write its trailer (a dropped encoder swallows that error).
+enum Sink<'a> {
+    Plain(std::io::BufWriter<Box<dyn Write + 'a>>),
+    Gzip(Box<flate2::write::GzEncoder<std::io::BufWriter<Box<dyn Write + 'a>>>>),
+    Snappy(Box<snap::write::FrameEncoder<Box<dyn Write + 'a>>>),
+}
+
+impl Sink<'_> {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(w) => w.write_all(buf),
+            Self::Gzip(w) => w.write_all(buf),
+            Self::Snappy(w) => w.write_all(buf),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(mut w) => w.flush(),
+            Self::Gzip(w) => w.finish()?.flush(),
+            Self::Snappy(mut w) => w.flush(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    sid: &'a str,
+    cs: &'a [String],
 }
 
 fn json_error(name: &mut String, record: usize, e: serde_json::Error) -> PlanError {
@@ -301,44 +506,11 @@ pub fn write_plan<'a>(
     day_index: i64,
     entries: impl IntoIterator<Item = (&'a str, &'a [String])>,
 ) -> std::io::Result<()> {
-    let mut w: Box<dyn Write> = match compression {
-        Compression::None => Box::new(std::io::BufWriter::new(out)),
-        Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
-            out,
-            flate2::Compression::default(),
-        )),
-        Compression::Snappy => Box::new(snap::write::FrameEncoder::new(out)),
-    };
-    let line = |w: &mut Box<dyn Write>, r: &Record| -> std::io::Result<()> {
-        serde_json::to_writer(&mut *w, r)?;
-        w.write_all(b"\n")
-    };
-    line(
-        &mut w,
-        &Record {
-            user: user.to_owned(),
-            day_index,
-            ..Default::default()
-        },
-    )?;
+    let mut w = PlanWriter::new(out, compression, user, day_index, "")?;
     for (sid, cs) in entries {
-        line(
-            &mut w,
-            &Record {
-                sid: sid.to_owned(),
-                cs: cs.to_vec(),
-                ..Default::default()
-            },
-        )?;
+        w.entry(sid, cs)?;
     }
-    line(
-        &mut w,
-        &Record {
-            complete: true,
-            ..Default::default()
-        },
-    )?;
-    w.flush()
+    w.finish_as_cortex()
 }
 
 #[cfg(test)]
@@ -374,6 +546,38 @@ mod tests {
             "{\"user\":\"u\",\"day_index\":18584}\n{\"sid\":\"s1\",\"cs\":[\"u/1:2:3:4\"]}\n"
         ));
         assert!(text.ends_with("{\"complete\":true}\n"));
+    }
+
+    #[test]
+    fn generation_and_footer_checksum() {
+        let a = ["u/1:2:3:4".to_string(), "u/1:5:6:7".to_string()];
+        let mut digest = PlanDigest::default();
+        digest.add("s1", &a);
+        digest.add("s2", &a[..1]);
+        for c in [Compression::None, Compression::Gzip, Compression::Snappy] {
+            let mut out = Vec::new();
+            let mut w = PlanWriter::new(&mut out, c, "u", 18584, &digest.hex()).expect("new");
+            w.entry("s1", &a).expect("entry");
+            w.entry("s2", &a[..1]).expect("entry");
+            assert_eq!(w.finish().expect("finish").hex(), digest.hex());
+            let mut r = PlanReader::open("p", &out[..], c).expect("open");
+            assert_eq!(r.generation(), digest.hex());
+            while r.next_entry().expect("entry").is_some() {}
+        }
+        let mut out = Vec::new();
+        let mut w = PlanWriter::new(&mut out, Compression::None, "u", 7, "g").expect("new");
+        w.entry("s1", &a).expect("entry");
+        w.finish().expect("finish");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.starts_with("{\"user\":\"u\",\"day_index\":7,\"generation\":\"g\"}\n"));
+        // A changed chunk ID or a dropped entry no longer matches the footer.
+        for tampered in [
+            text.replace("u/1:5:6:7", "u/1:5:6:8"),
+            text.replace("\"entries\":1", "\"entries\":2"),
+        ] {
+            let err = read_plan("p", tampered.as_bytes(), Compression::None).expect_err("tampered");
+            assert!(matches!(err, PlanError::Malformed { .. }), "{err}");
+        }
     }
 
     #[test]

@@ -1,2 +1,412 @@
-//! Placeholder binary; see the README for the roadmap.
-fn main() {}
+//! `blocksconvert-scanner`: wires flags, the index source, the plans location, metrics
+//! and signals to [`scan::scan`]. Exit status: 0 when every plan is uploaded or already
+//! present, 1 on errors, 2 when some plans were refused as conflicts.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use cortex_index::schema::{SchemaConfig, parse_day};
+use index_source::IndexSource;
+use index_source::dynamo::{DynamoOptions, DynamoSource};
+use index_source::export::ExportSource;
+use indicatif::{ProgressBar, ProgressStyle};
+use plan_format::Compression;
+use scan::plans::ChangedPlans;
+use scan::select::{TableFilter, TenantFilter};
+use scan::{ScanConfig, ScanError, ScanProgress};
+use storage::{StorageOptions, StoreLocation};
+
+/// Scans the Cortex chunk index once and uploads one plan per tenant and UTC day.
+#[derive(Parser, Debug)]
+#[command(name = "blocksconvert-scanner", version)]
+struct Args {
+    /// YAML file whose keys are these flags' long names.
+    #[arg(long = "config.file", env = "BLOCKSCONVERT_CONFIG_FILE")]
+    config_file: Option<PathBuf>,
+
+    /// Cortex schema config (the chunks storage's `-schema-config-file`).
+    #[arg(long, env = "BLOCKSCONVERT_SCHEMA")]
+    schema: PathBuf,
+
+    /// Index to read: `dynamodb://<region>` for the live tables, or a directory / object
+    /// store URL holding one or more DynamoDB exports (DYNAMODB_JSON).
+    #[arg(long, env = "BLOCKSCONVERT_INDEX")]
+    index: String,
+
+    /// Where plans go: `<plans>/<tenant>/<day>.plan.snappy` (a directory or object store
+    /// URL; a separate bucket or prefix keeps plans out of the tenants' namespace).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_PLANS",
+        alias = "blocksconvert.bucket-prefix"
+    )]
+    plans: String,
+
+    /// Local state: checkpoints, sorted runs, plans before upload. Keep it across
+    /// restarts: the scan resumes from it.
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_WORK_DIR",
+        alias = "scanner.output-dir",
+        default_value = "blocksconvert-scanner-work"
+    )]
+    work_dir: PathBuf,
+
+    /// Tenants to scan (repeatable, or comma-separated); all when absent.
+    #[arg(
+        long = "tenant",
+        env = "BLOCKSCONVERT_TENANTS",
+        alias = "scanner.allowed-users",
+        value_delimiter = ','
+    )]
+    tenants: Vec<String>,
+
+    /// Tenants whose ID matches are ignored (checked after --tenant; rejection wins).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_IGNORE_TENANTS_REGEX",
+        alias = "scanner.ignore-users-regex"
+    )]
+    ignore_tenants_regex: Option<String>,
+
+    /// Scan only tables whose time range ends after this day (YYYY-MM-DD, inclusive).
+    #[arg(long, env = "BLOCKSCONVERT_PERIOD_START", alias = "scanner.scan-period-start", value_parser = parse_day_flag)]
+    period_start: Option<i64>,
+
+    /// Scan only tables starting before this day (YYYY-MM-DD, exclusive).
+    #[arg(long, env = "BLOCKSCONVERT_PERIOD_END", alias = "scanner.scan-period-end", value_parser = parse_day_flag)]
+    period_end: Option<i64>,
+
+    /// Only these tables (comma-separated); every convertible index table when absent.
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_TABLES",
+        alias = "scanner.tables",
+        value_delimiter = ','
+    )]
+    tables: Vec<String>,
+
+    /// Only the newest N selected tables (0 = all).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_TABLES_LIMIT",
+        alias = "scanner.tables-limit",
+        default_value_t = 0
+    )]
+    tables_limit: usize,
+
+    /// Segments read at once (threads).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_CONCURRENCY",
+        alias = "scanner.concurrency",
+        default_value_t = 4
+    )]
+    concurrency: usize,
+
+    /// Buffered rows across all segments before spilling sorted runs to the work dir.
+    #[arg(long, env = "BLOCKSCONVERT_MEMORY_BUDGET", default_value = "256MiB", value_parser = config_file::parse_size)]
+    memory_budget: usize,
+
+    /// Longest time between two checkpoints of a segment.
+    #[arg(long, env = "BLOCKSCONVERT_CHECKPOINT_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    checkpoint_interval: Duration,
+
+    /// Cap on rows read per second (all segments), to spare a live table's capacity.
+    #[arg(long, env = "BLOCKSCONVERT_MAX_ROWS_PER_SECOND")]
+    max_rows_per_second: Option<u64>,
+
+    /// Plan file encoding.
+    #[arg(long, env = "BLOCKSCONVERT_PLAN_COMPRESSION", value_enum, default_value_t = PlanCompression::Snappy)]
+    plan_compression: PlanCompression,
+
+    /// A plan whose content changed after the scheduler started its day: `refuse` keeps
+    /// the old one and exits with status 2, `replace` uploads the new generation.
+    #[arg(long, env = "BLOCKSCONVERT_CHANGED_PLANS", value_enum, default_value_t = ChangedPolicy::Refuse)]
+    changed_plans: ChangedPolicy,
+
+    /// Unparseable series-to-chunk entries tolerated per table.
+    #[arg(long, env = "BLOCKSCONVERT_MAX_BAD_ENTRIES", default_value_t = 0)]
+    max_bad_entries: u64,
+
+    /// Keep local plan files after upload.
+    #[arg(long, env = "BLOCKSCONVERT_KEEP_FILES", alias = "scanner.keep-files")]
+    keep_files: bool,
+
+    /// Scan tables again even if the work dir records them as done.
+    #[arg(long, env = "BLOCKSCONVERT_RESCAN")]
+    rescan: bool,
+
+    /// DynamoDB endpoint override (dynalite, DynamoDB Local); AWS_ENDPOINT_URL_DYNAMODB works too.
+    #[arg(long = "dynamodb.endpoint", env = "BLOCKSCONVERT_DYNAMODB_ENDPOINT")]
+    dynamodb_endpoint: Option<String>,
+
+    /// Parallel Scan segments per table.
+    #[arg(
+        long = "dynamodb.segments",
+        env = "BLOCKSCONVERT_DYNAMODB_SEGMENTS",
+        default_value_t = 16
+    )]
+    dynamodb_segments: usize,
+
+    /// Items per Scan request (default: DynamoDB's 1 MB pages).
+    #[arg(long = "dynamodb.page-size", env = "BLOCKSCONVERT_DYNAMODB_PAGE_SIZE")]
+    dynamodb_page_size: Option<i32>,
+
+    /// Attempts per DynamoDB request on throttling and transient errors.
+    #[arg(
+        long = "dynamodb.max-attempts",
+        env = "BLOCKSCONVERT_DYNAMODB_MAX_ATTEMPTS",
+        default_value_t = 10
+    )]
+    dynamodb_max_attempts: usize,
+
+    #[command(flatten)]
+    storage: StorageOptions,
+
+    /// Serve Prometheus metrics on this address (`/metrics`) while scanning.
+    #[arg(long = "metrics.listen", env = "BLOCKSCONVERT_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// Write the metrics in Prometheus text format here at the end (textfile collector).
+    #[arg(long, env = "BLOCKSCONVERT_METRICS_FILE")]
+    metrics_file: Option<PathBuf>,
+
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlanCompression {
+    Snappy,
+    Gzip,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ChangedPolicy {
+    Refuse,
+    Replace,
+}
+
+fn parse_day_flag(text: &str) -> Result<i64, String> {
+    parse_day(text).ok_or_else(|| format!("{text:?}: expected a day like 2020-11-19"))
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Args = match config_file::parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let _guard = runtime.enter();
+    let mut builder = metrics_exporter_prometheus::PrometheusBuilder::new();
+    if let Some(addr) = a.metrics_listen {
+        builder = builder.with_http_listener(addr);
+    }
+    let handle = if a.metrics_listen.is_some() {
+        let (recorder, exporter) = builder.build().context("building the metrics exporter")?;
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+        runtime.spawn(exporter);
+        handle
+    } else {
+        builder
+            .install_recorder()
+            .context("installing the metrics recorder")?
+    };
+    scan::metrics::describe();
+    let result = runtime.block_on(scan_main(&a));
+    if let Some(path) = &a.metrics_file {
+        std::fs::write(path, handle.render())
+            .with_context(|| format!("writing metrics to {}", path.display()))?;
+    }
+    result
+}
+
+async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
+    let schema = SchemaConfig::load(&a.schema).context("--schema")?;
+    let plans = StoreLocation::open(&a.plans, &a.storage, true).context("--plans")?;
+    let source: Arc<dyn IndexSource> = if let Some(region) = a.index.strip_prefix("dynamodb://") {
+        if region.is_empty() {
+            bail!("--index dynamodb://<region>: the region is missing");
+        }
+        Arc::new(
+            DynamoSource::connect(DynamoOptions {
+                region: region.trim_end_matches('/').to_owned(),
+                endpoint: a.dynamodb_endpoint.clone(),
+                segments: a.dynamodb_segments,
+                page_size: a.dynamodb_page_size,
+                max_attempts: a.dynamodb_max_attempts,
+                ..DynamoOptions::default()
+            })
+            .await?,
+        )
+    } else {
+        let location = StoreLocation::open(&a.index, &a.storage, false).context("--index")?;
+        Arc::new(ExportSource::open(location, &a.work_dir.join("downloads")).await?)
+    };
+    let cfg = ScanConfig {
+        work_dir: a.work_dir.clone(),
+        memory_budget: a.memory_budget,
+        concurrency: a.concurrency.max(1),
+        checkpoint_interval: a.checkpoint_interval,
+        max_rows_per_second: a.max_rows_per_second,
+        tenants: TenantFilter::new(&a.tenants, a.ignore_tenants_regex.as_deref())?,
+        tables: TableFilter {
+            tables: a.tables.clone(),
+            period_start: a.period_start,
+            period_end: a.period_end,
+            tables_limit: a.tables_limit,
+        },
+        compression: match a.plan_compression {
+            PlanCompression::Snappy => Compression::Snappy,
+            PlanCompression::Gzip => Compression::Gzip,
+            PlanCompression::None => Compression::None,
+        },
+        changed_plans: match a.changed_plans {
+            ChangedPolicy::Refuse => ChangedPlans::Refuse,
+            ChangedPolicy::Replace => ChangedPlans::Replace,
+        },
+        max_bad_entries: a.max_bad_entries,
+        keep_files: a.keep_files,
+        rescan: a.rescan,
+        ..ScanConfig::default()
+    };
+    let progress = Arc::new(ScanProgress::default());
+    {
+        let p = Arc::clone(&progress);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::warn!("signal received: checkpointing and stopping");
+            p.cancel();
+        });
+    }
+    let bar = progress_bar(a.quiet, &progress);
+    let result = scan::scan(source, &schema, &plans, &cfg, &progress).await;
+    bar.finish_and_clear();
+    let outcome = match result {
+        Ok(o) => o,
+        Err(ScanError::Cancelled) => {
+            eprintln!(
+                "stopped; rerun the same command to resume from the checkpoints in {}",
+                a.work_dir.display()
+            );
+            return Ok(std::process::ExitCode::from(130));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for t in &outcome.tables {
+        if t.already_done {
+            println!("table {}: already done (work dir), skipped", t.table);
+            continue;
+        }
+        println!(
+            "table {}: {} rows read ({} this run), {} series-to-chunk kept, {} ignored (tenant), {} ignored (schema), {} bad; {} plans ({} series): {} uploaded, {} unchanged, {} conflicts",
+            t.table,
+            t.counts.rows_read,
+            t.rows_read_this_run,
+            t.counts.kept,
+            t.counts.ignored_tenant,
+            t.counts.ignored_schema,
+            t.counts.bad,
+            t.plans,
+            t.series,
+            t.uploaded,
+            t.unchanged,
+            t.conflicts.len()
+        );
+    }
+    println!(
+        "scanned {} tables, {} rows read by this run",
+        outcome.tables.len(),
+        outcome.rows_read_this_run()
+    );
+    let conflicts = outcome.conflicts();
+    if !conflicts.is_empty() {
+        for c in &conflicts {
+            eprintln!("conflict: {c}");
+        }
+        return Ok(std::process::ExitCode::from(2));
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn progress_bar(quiet: bool, p: &Arc<ScanProgress>) -> ProgressBar {
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows {msg} (eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (b, p) = (bar.clone(), Arc::clone(p));
+    tokio::spawn(async move {
+        loop {
+            let table = p.table.lock().map(|t| t.clone()).unwrap_or_default();
+            b.set_length(p.table_rows_expected.load(Ordering::Relaxed));
+            b.set_position(p.table_rows_read.load(Ordering::Relaxed));
+            b.set_message(format!(
+                "table {table} ({}/{} tables), segments {}/{}, plans {}",
+                p.tables_done.load(Ordering::Relaxed),
+                p.tables_total.load(Ordering::Relaxed),
+                p.segments_done.load(Ordering::Relaxed),
+                p.segments_total.load(Ordering::Relaxed),
+                p.plans_done.load(Ordering::Relaxed),
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    bar
+}

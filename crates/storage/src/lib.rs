@@ -327,6 +327,43 @@ impl StoreLocation {
         r.bytes().await.map_err(self.backend(rel))
     }
 
+    /// Reads up to `len` bytes from the start of an object (fewer if it is shorter).
+    pub async fn get_prefix(&self, rel: &str, len: u64) -> Result<Bytes, StorageError> {
+        let path = self.path(rel);
+        let meta = self.store.head(&path).await.map_err(self.backend(rel))?;
+        let end = meta.size.min(len);
+        if end == 0 {
+            return Ok(Bytes::new());
+        }
+        self.store
+            .get_range(&path, 0..end)
+            .await
+            .map_err(self.backend(rel))
+    }
+
+    /// Streams an object into a local file (bounded memory); returns its size.
+    pub async fn download_to(&self, rel: &str, file: &FsPath) -> Result<u64, StorageError> {
+        use tokio::io::AsyncWriteExt;
+        let path = self.path(rel);
+        let r = self.store.get(&path).await.map_err(self.backend(rel))?;
+        let mut stream = r.into_stream();
+        let target = file.display().to_string();
+        let mut out = tokio::fs::File::create(file)
+            .await
+            .map_err(|e| io_error(target.clone(), "LocalFileSystem", e))?;
+        let mut size = 0;
+        while let Some(chunk) = stream.try_next().await.map_err(self.backend(rel))? {
+            size += chunk.len() as u64;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| io_error(target.clone(), "LocalFileSystem", e))?;
+        }
+        out.flush()
+            .await
+            .map_err(|e| io_error(target, "LocalFileSystem", e))?;
+        Ok(size)
+    }
+
     /// Object metadata (size, last modified), or a not-found error.
     pub async fn head(&self, rel: &str) -> Result<ObjectMeta, StorageError> {
         self.store

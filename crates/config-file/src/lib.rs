@@ -1,0 +1,219 @@
+//! YAML config files for clap commands, and small value parsers shared by the services.
+//!
+//! Every long flag of a command can also be a key of its `--config.file` (same name,
+//! without the dashes). Precedence: command line > environment (`BLOCKSCONVERT_*`) >
+//! config file > defaults. The file is turned into flags placed *before* the real
+//! command-line arguments (clap's `args_override_self` lets the later ones win), and a
+//! key whose flag's environment variable is set is left out, so the environment wins
+//! over the file. Unknown keys are errors that name the key.
+
+use clap::{ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
+
+/// The flag that names the config file.
+pub const CONFIG_FLAG: &str = "config.file";
+
+/// A config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    /// Unreadable file.
+    #[error("config file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not a YAML mapping, or a bad value.
+    #[error("config file {path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong (names the key).
+        reason: String,
+    },
+}
+
+/// Parses the process arguments into `T`, applying `--config.file` if given; exits with
+/// clap's usage message on bad flags, like `T::parse()`.
+pub fn parse<T: CommandFactory + FromArgMatches>() -> Result<T, ConfigFileError> {
+    parse_from::<T>(std::env::args().collect())
+}
+
+/// [`parse`] over explicit arguments (`args[0]` is the program name).
+pub fn parse_from<T: CommandFactory + FromArgMatches>(
+    args: Vec<String>,
+) -> Result<T, ConfigFileError> {
+    let cmd = T::command().args_override_self(true);
+    let args = expand(&cmd, args)?;
+    let matches: ArgMatches = cmd.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    Ok(T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+}
+
+fn config_path(args: &[String]) -> Option<String> {
+    let flag = format!("--{CONFIG_FLAG}");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if *a == flag {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix(&format!("{flag}=")) {
+            return Some(v.to_owned());
+        }
+    }
+    None
+}
+
+/// Inserts the file's settings as flags after the program name.
+fn expand(cmd: &Command, args: Vec<String>) -> Result<Vec<String>, ConfigFileError> {
+    let Some(path) = config_path(&args) else {
+        return Ok(args);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let invalid = |reason: String| ConfigFileError::Invalid {
+        path: path.clone(),
+        reason,
+    };
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let map = match doc {
+        serde_yaml::Value::Mapping(m) => m,
+        serde_yaml::Value::Null => Default::default(),
+        _ => return Err(invalid("expected a mapping of flag names to values".into())),
+    };
+    let mut injected = Vec::new();
+    for (k, v) in map {
+        let key = k
+            .as_str()
+            .ok_or_else(|| invalid(format!("key {k:?} is not a string")))?
+            .to_owned();
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()) && key != CONFIG_FLAG)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "unknown key {key:?} (keys are the long flag names)"
+                ))
+            })?;
+        if arg.get_env().is_some_and(|e| std::env::var_os(e).is_some()) {
+            continue;
+        }
+        let scalar = |v: &serde_yaml::Value| -> Result<String, ConfigFileError> {
+            match v {
+                serde_yaml::Value::String(s) => Ok(s.clone()),
+                serde_yaml::Value::Number(n) => Ok(n.to_string()),
+                serde_yaml::Value::Bool(b) => Ok(b.to_string()),
+                other => Err(invalid(format!("key {key:?}: {other:?} is not a scalar"))),
+            }
+        };
+        match arg.get_action() {
+            ArgAction::SetTrue => match v {
+                serde_yaml::Value::Bool(true) => injected.push(format!("--{key}")),
+                serde_yaml::Value::Bool(false) => {}
+                other => {
+                    return Err(invalid(format!(
+                        "key {key:?}: expected true or false, got {other:?}"
+                    )));
+                }
+            },
+            _ => {
+                let values = match &v {
+                    serde_yaml::Value::Sequence(items) => {
+                        items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?
+                    }
+                    other => vec![scalar(other)?],
+                };
+                for value in values {
+                    injected.push(format!("--{key}={value}"));
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(args.len() + injected.len());
+    let mut it = args.into_iter();
+    out.extend(it.next());
+    out.extend(injected);
+    out.extend(it);
+    Ok(out)
+}
+
+/// Parses a byte size like `64MiB`, `1g`, `4096`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a size like 64MiB"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("{text:?}: unknown unit {other:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Flags {
+        #[arg(long = "config.file")]
+        _config: Option<String>,
+        #[arg(long = "work-dir", default_value = "w")]
+        work_dir: String,
+        #[arg(long = "tenant")]
+        tenant: Vec<String>,
+        #[arg(long = "keep-files")]
+        keep_files: bool,
+        #[arg(long = "limit", env = "CONFIG_FILE_TEST_LIMIT", default_value_t = 1)]
+        limit: u32,
+    }
+
+    fn args(extra: &[&str]) -> Vec<String> {
+        std::iter::once("prog")
+            .chain(extra.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn file_values_apply_and_the_command_line_wins() {
+        let dir = std::env::temp_dir().join(format!("config-file-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("c.yaml");
+        std::fs::write(
+            &path,
+            "work-dir: /data\ntenant: [a, b]\nkeep-files: true\nlimit: 5\n",
+        )
+        .expect("write");
+        let p = path.display().to_string();
+        let f: Flags = parse_from(args(&["--config.file", &p])).expect("parse");
+        assert_eq!(f.work_dir, "/data");
+        assert_eq!(f.tenant, ["a", "b"]);
+        assert!(f.keep_files);
+        assert_eq!(f.limit, 5);
+        let f: Flags = parse_from(args(&["--config.file", &p, "--work-dir", "/x"])).expect("parse");
+        assert_eq!(f.work_dir, "/x");
+        std::fs::write(&path, "wrok-dir: /data\n").expect("write");
+        let err = parse_from::<Flags>(args(&["--config.file", &p])).expect_err("typo");
+        assert!(err.to_string().contains("\"wrok-dir\""), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12 parsecs").is_err());
+    }
+}

@@ -1,0 +1,335 @@
+//! Which tables to scan and which rows to keep, with Cortex's flag meanings.
+//!
+//! Tables: every source table that is the index table of a convertible period
+//! (`aws`/`aws-dynamo` index, schema v9–v11; other periods are reported and skipped),
+//! narrowed by `--tables`, sorted newest first, filtered by `--period-start` (inclusive)
+//! and `--period-end` (exclusive) on the table's time range, then cut to
+//! `--tables-limit`. Unlike Cortex, a table is kept when its range *overlaps* a period
+//! (Cortex required the table to start inside the period, losing the days before the
+//! first table boundary of a period whose `from` is not aligned), and a `--tables`
+//! name that matches nothing is an error rather than silently ignored.
+//!
+//! Rows: series→chunk rows whose day belongs to a convertible period of that table and
+//! whose tenant passes the allow list and the ignore regex (rejection wins).
+
+use std::collections::{BTreeMap, HashMap};
+
+use cortex_index::DAY_MS;
+use cortex_index::schema::SchemaConfig;
+use regex::Regex;
+
+/// A table chosen for scanning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedTable {
+    /// Table name.
+    pub name: String,
+    /// First day the table covers (inclusive).
+    pub start_day: i64,
+    /// End day (exclusive); `None` for a single static table.
+    pub end_day: Option<i64>,
+    /// Item count if the source knows it.
+    pub approx_items: Option<u64>,
+}
+
+/// Table selection settings (Cortex's `-scanner.*` flags).
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    /// Only these tables (empty = all).
+    pub tables: Vec<String>,
+    /// First day of the scan period (inclusive).
+    pub period_start: Option<i64>,
+    /// End day of the scan period (exclusive).
+    pub period_end: Option<i64>,
+    /// Newest N tables only (0 = all).
+    pub tables_limit: usize,
+}
+
+/// A period skipped because it cannot be converted, for the operator's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedPeriod {
+    /// The period's `from`.
+    pub from: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Selection problems.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// `--tables` named a table that is not a convertible index table in the source.
+    #[error(
+        "table {0} given by --tables is not an index table of a convertible period found in the source"
+    )]
+    UnknownTable(String),
+    /// Bad regex.
+    #[error("--ignore-tenants-regex {0:?}: {1}")]
+    BadRegex(String, String),
+}
+
+/// Index store types the DynamoDB sources can read.
+fn is_dynamo_store(store: &str) -> bool {
+    matches!(store, "aws" | "aws-dynamo")
+}
+
+/// Picks the tables to scan from the source's table list.
+pub fn select_tables(
+    schema: &SchemaConfig,
+    source_tables: &[(String, Option<u64>)],
+    filter: &TableFilter,
+    today: i64,
+) -> Result<(Vec<SelectedTable>, Vec<SkippedPeriod>), SelectError> {
+    let mut skipped = Vec::new();
+    let mut found: BTreeMap<String, SelectedTable> = BTreeMap::new();
+    for (i, p) in schema.configs.iter().enumerate() {
+        if !p.is_convertible() {
+            skipped.push(SkippedPeriod {
+                from: p.from.clone(),
+                reason: format!("schema {} (only v9, v10 and v11 are converted)", p.schema),
+            });
+            continue;
+        }
+        if !is_dynamo_store(&p.store) {
+            skipped.push(SkippedPeriod {
+                from: p.from.clone(),
+                reason: format!(
+                    "index store {} (only aws/aws-dynamo index tables are read)",
+                    p.store
+                ),
+            });
+            continue;
+        }
+        let from = p.from_day();
+        let until = schema
+            .configs
+            .get(i + 1)
+            .map(|n| n.from_day())
+            .unwrap_or(today + 1);
+        let period_days = p.index.period_ms() / DAY_MS;
+        for (name, items) in source_tables {
+            let Some(suffix) = name.strip_prefix(p.index.prefix.as_str()) else {
+                continue;
+            };
+            let (start, end) = if period_days == 0 {
+                if !suffix.is_empty() {
+                    continue;
+                }
+                (from, None)
+            } else {
+                let Ok(n) = suffix.parse::<i64>() else {
+                    continue;
+                };
+                if n.to_string() != suffix {
+                    continue;
+                }
+                (n * period_days, Some((n + 1) * period_days))
+            };
+            // Overlap of [start, end) with [from, until).
+            if start >= until || end.is_some_and(|e| e <= from) {
+                continue;
+            }
+            found.entry(name.clone()).or_insert(SelectedTable {
+                name: name.clone(),
+                start_day: start,
+                end_day: end,
+                approx_items: *items,
+            });
+        }
+    }
+    for t in &filter.tables {
+        if !found.contains_key(t) {
+            return Err(SelectError::UnknownTable(t.clone()));
+        }
+    }
+    let mut tables: Vec<SelectedTable> = found
+        .into_values()
+        .filter(|t| filter.tables.is_empty() || filter.tables.contains(&t.name))
+        .collect();
+    tables.sort_by(|a, b| b.start_day.cmp(&a.start_day).then(b.name.cmp(&a.name)));
+    tables.retain(|t| {
+        let before = filter
+            .period_start
+            .is_some_and(|ps| t.end_day.is_some_and(|e| e <= ps));
+        let after = filter.period_end.is_some_and(|pe| t.start_day >= pe);
+        !before && !after
+    });
+    if filter.tables_limit > 0 {
+        tables.truncate(filter.tables_limit);
+    }
+    Ok((tables, skipped))
+}
+
+/// Decides per day whether a table's rows for that day are convertible: the day's
+/// period must be v9–v11 on DynamoDB and name this table as the day's index table.
+#[derive(Debug)]
+pub struct DayFilter<'a> {
+    schema: &'a SchemaConfig,
+    table: String,
+    cache: HashMap<i64, bool>,
+}
+
+impl<'a> DayFilter<'a> {
+    /// For one table.
+    pub fn new(schema: &'a SchemaConfig, table: &str) -> Self {
+        Self {
+            schema,
+            table: table.to_owned(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// True when rows of `day` in this table are to be converted.
+    pub fn accepts(&mut self, day: i64) -> bool {
+        *self.cache.entry(day).or_insert_with(|| {
+            self.schema.config_for_day(day).is_some_and(|p| {
+                p.is_convertible()
+                    && is_dynamo_store(&p.store)
+                    && p.index_table_for_day(day) == self.table
+            })
+        })
+    }
+}
+
+/// Tenant allow list and ignore regex.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFilter {
+    allowed: Vec<String>,
+    ignore: Option<Regex>,
+}
+
+impl TenantFilter {
+    /// `allowed` entries may be comma-separated lists; whitespace is trimmed; empty = all.
+    pub fn new(allowed: &[String], ignore_regex: Option<&str>) -> Result<Self, SelectError> {
+        let mut list: Vec<String> = allowed
+            .iter()
+            .flat_map(|a| a.split(','))
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        list.sort();
+        list.dedup();
+        let ignore = match ignore_regex.filter(|r| !r.is_empty()) {
+            Some(r) => Some(
+                Regex::new(r).map_err(|e| SelectError::BadRegex(r.to_owned(), e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            allowed: list,
+            ignore,
+        })
+    }
+
+    /// Whether the tenant's rows are kept.
+    pub fn accepts(&self, tenant: &str) -> bool {
+        if !self.allowed.is_empty()
+            && self
+                .allowed
+                .binary_search_by(|a| a.as_str().cmp(tenant))
+                .is_err()
+        {
+            return false;
+        }
+        !self.ignore.as_ref().is_some_and(|r| r.is_match(tenant))
+    }
+
+    /// A stable description for the checkpoint fingerprint.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "allow={:?} ignore={:?}",
+            self.allowed,
+            self.ignore.as_ref().map(|r| r.as_str())
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> SchemaConfig {
+        SchemaConfig::parse(
+            "configs:
+- {from: 2020-10-01, store: aws-dynamo, object_store: s3, schema: v6, index: {prefix: old_, period: 168h}}
+- {from: 2020-10-15, store: aws-dynamo, object_store: s3, schema: v9, index: {prefix: idx_, period: 168h}}
+- {from: 2020-11-19, store: aws-dynamo, object_store: s3, schema: v11, index: {prefix: idx_, period: 168h}}
+",
+        )
+        .expect("schema")
+    }
+
+    fn names(t: &[SelectedTable]) -> Vec<&str> {
+        t.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn tables_follow_the_schema_and_the_filters() {
+        let s = schema();
+        // 2020-10-15 is day 18550 (in week 2650: days 18550..18557); 2020-11-19 = 18585 (week 2655).
+        let src: Vec<(String, Option<u64>)> = [
+            "idx_2649", "idx_2650", "idx_2654", "idx_2655", "idx_2656", "old_2649", "other",
+            "idx_x",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), None))
+        .collect();
+        let today = 18590;
+        let (all, skipped) = select_tables(&s, &src, &TableFilter::default(), today).expect("ok");
+        assert_eq!(names(&all), ["idx_2655", "idx_2654", "idx_2650"]);
+        assert_eq!(skipped.len(), 1);
+        let f = TableFilter {
+            tables_limit: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&select_tables(&s, &src, &f, today).expect("ok").0),
+            ["idx_2655", "idx_2654"]
+        );
+        // period start inclusive, end exclusive, on the table's [start, end) range.
+        let f = TableFilter {
+            period_start: Some(18557),
+            period_end: Some(18585),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&select_tables(&s, &src, &f, today).expect("ok").0),
+            ["idx_2654"]
+        );
+        let f = TableFilter {
+            tables: vec!["idx_2650".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&select_tables(&s, &src, &f, today).expect("ok").0),
+            ["idx_2650"]
+        );
+        let f = TableFilter {
+            tables: vec!["idx_2649".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            select_tables(&s, &src, &f, today),
+            Err(SelectError::UnknownTable(_))
+        ));
+    }
+
+    #[test]
+    fn days_of_unconvertible_periods_are_rejected() {
+        let s = schema();
+        let mut f = DayFilter::new(&s, "idx_2650");
+        assert!(f.accepts(18550));
+        assert!(!f.accepts(18549)); // v6 period, and another table's day
+        let mut f = DayFilter::new(&s, "idx_2655");
+        assert!(f.accepts(18586));
+        assert!(!f.accepts(18550));
+    }
+
+    #[test]
+    fn tenant_filter_rejection_wins() {
+        let f = TenantFilter::new(&["a, b".into(), "c".into()], Some("^b$")).expect("ok");
+        assert!(f.accepts("a") && f.accepts("c"));
+        assert!(!f.accepts("b") && !f.accepts("d"));
+        let f = TenantFilter::new(&[], Some("^team-")).expect("ok");
+        assert!(f.accepts("acme") && !f.accepts("team-a"));
+        assert!(TenantFilter::new(&[], Some("(")).is_err());
+    }
+}
