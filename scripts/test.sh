@@ -29,6 +29,18 @@ if [ ! -x "$tools/venv/bin/moto_server" ]; then
 fi
 "$tools/venv/bin/moto_server" --help >/dev/null || { echo "moto_server unusable" >&2; exit 1; }
 
+# DynamoDB-compatible server for the live-scan tests: dynalite (npm) under .test-tools/.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "installing nodejs + npm (for dynalite)…"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+if [ ! -f "$tools/dynalite/node_modules/dynalite/cli.js" ]; then
+  echo "installing dynalite 4.0.0 into $tools/dynalite…"
+  npm install --prefix "$tools/dynalite" --no-fund --no-audit --loglevel=error dynalite@4.0.0
+fi
+node -e "require('$tools/dynalite/node_modules/dynalite')" || { echo "dynalite unusable" >&2; exit 1; }
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 log=$(mktemp)

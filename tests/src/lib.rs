@@ -311,6 +311,105 @@ impl Drop for MotoServer {
     }
 }
 
+/// Storage options pointing at a moto server (test credentials, plain HTTP).
+pub fn moto_options(moto: &MotoServer) -> storage::StorageOptions {
+    storage::StorageOptions {
+        s3_endpoint: Some(moto.endpoint.clone()),
+        s3_region: Some("us-east-1".into()),
+        s3_access_key_id: Some("test".into()),
+        s3_secret_access_key: Some("test".into()),
+        s3_insecure: true,
+        ..storage::StorageOptions::default()
+    }
+}
+
+/// Uploads every file under `dir` to `to`, keyed by its relative path; returns the count.
+pub async fn upload_tree(dir: &Path, to: &storage::StoreLocation) -> usize {
+    use futures::StreamExt;
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    let n = files.len();
+    futures::stream::iter(files)
+        .map(|p| async move {
+            let key = p
+                .strip_prefix(dir)
+                .expect("under dir")
+                .to_string_lossy()
+                .into_owned();
+            let bytes = std::fs::read(&p).expect("read");
+            to.put(&key, bytes::Bytes::from(bytes)).await.expect("put");
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    n
+}
+
+/// A `dynalite` (DynamoDB-compatible) child process on 127.0.0.1, killed on drop.
+pub struct DynaliteServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl DynaliteServer {
+    /// Starts dynalite from the test tools dir (`scripts/test.sh` installs it with npm);
+    /// panics when it is missing.
+    pub fn start() -> Self {
+        let cli = test_tools_dir().join("dynalite/node_modules/dynalite/cli.js");
+        assert!(
+            cli.is_file(),
+            "dynalite is required for the DynamoDB tests ({} missing); scripts/test.sh installs it",
+            cli.display()
+        );
+        let port = free_port();
+        let child = std::process::Command::new("node")
+            .arg(&cli)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--createTableMs",
+                "0",
+                "--deleteTableMs",
+                "0",
+                "--updateTableMs",
+                "0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting dynalite with node: {e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dynalite did not start on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for DynaliteServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An object store that injects faults into reads of a real store: the first
 /// `fail_first` reads of every `every`-th distinct object fail with a transient error,
 /// and the first read of every `slow_every`-th object hangs for `delay`.

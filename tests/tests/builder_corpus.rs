@@ -12,11 +12,10 @@ use block_builder::{
     PlanStatus, build_plan,
 };
 use blocksconvert_tests::{
-    DAYS, MotoServer, TENANTS, corpus_dir, dump_lines, expected, promtool_dump, read_block,
-    readme_missing_objects,
+    DAYS, MotoServer, TENANTS, corpus_dir, dump_lines, expected, moto_options, promtool_dump,
+    read_block, readme_missing_objects, upload_tree,
 };
-use futures::StreamExt;
-use storage::{StorageOptions, StoreLocation};
+use storage::StoreLocation;
 
 struct Backend {
     name: &'static str,
@@ -37,48 +36,6 @@ fn local_backend() -> Backend {
         _moto: None,
         _tmp: tmp,
     }
-}
-
-fn moto_options(moto: &MotoServer) -> StorageOptions {
-    StorageOptions {
-        s3_endpoint: Some(moto.endpoint.clone()),
-        s3_region: Some("us-east-1".into()),
-        s3_access_key_id: Some("test".into()),
-        s3_secret_access_key: Some("test".into()),
-        s3_insecure: true,
-        ..StorageOptions::default()
-    }
-}
-
-/// Uploads every file under `dir` to `to`, keyed by its relative path.
-async fn upload_tree(dir: &Path, to: &StoreLocation) -> usize {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    let n = files.len();
-    futures::stream::iter(files)
-        .map(|p| async move {
-            let key = p
-                .strip_prefix(dir)
-                .expect("under dir")
-                .to_string_lossy()
-                .into_owned();
-            let bytes = std::fs::read(&p).expect("read");
-            to.put(&key, bytes::Bytes::from(bytes)).await.expect("put");
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
-    n
 }
 
 async fn s3_backend() -> Backend {

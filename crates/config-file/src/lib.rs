@@ -96,7 +96,13 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Vec<String>, ConfigFileErr
                     "unknown key {key:?} (keys are the long flag names)"
                 ))
             })?;
-        if arg.get_env().is_some_and(|e| std::env::var_os(e).is_some()) {
+        // The command line and the environment win over the file (a list given on the
+        // command line replaces the file's list rather than extending it).
+        let on_command_line = args
+            .iter()
+            .skip(1)
+            .any(|a| *a == format!("--{key}") || a.starts_with(&format!("--{key}=")));
+        if on_command_line || arg.get_env().is_some_and(|e| std::env::var_os(e).is_some()) {
             continue;
         }
         let scalar = |v: &serde_yaml::Value| -> Result<String, ConfigFileError> {
@@ -204,6 +210,12 @@ mod tests {
         assert_eq!(f.limit, 5);
         let f: Flags = parse_from(args(&["--config.file", &p, "--work-dir", "/x"])).expect("parse");
         assert_eq!(f.work_dir, "/x");
+        let f: Flags = parse_from(args(&["--config.file", &p, "--tenant", "c"])).expect("parse");
+        assert_eq!(
+            f.tenant,
+            ["c"],
+            "a list on the command line replaces the file's"
+        );
         std::fs::write(&path, "wrok-dir: /data\n").expect("write");
         let err = parse_from::<Flags>(args(&["--config.file", &p])).expect_err("typo");
         assert!(err.to_string().contains("\"wrok-dir\""), "{err}");

@@ -1,0 +1,811 @@
+//! `blocksconvert-scanner` as a real process against every index source and plans
+//! backend: the fixture index as a DynamoDB export (local and on S3 served by
+//! `moto_server`) and loaded into a live DynamoDB-compatible server (`dynalite`). Plans
+//! must equal the series→chunk grouping the index implies (v9, v10 and v11 days), be
+//! byte-identical across sources and backends, honour every filter, survive SIGKILL
+//! without re-reading finished work, and never overwrite work the scheduler started.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    ScalarAttributeType, WriteRequest,
+};
+use base64::Engine;
+use blocksconvert_tests::{DynaliteServer, MotoServer, corpus_dir, moto_options, upload_tree};
+use cortex_index::dynamo_export::{ExportWriter, find_exports};
+use cortex_index::entry::parse_chunk_row;
+use plan_format::{Compression, read_plan};
+use storage::StoreLocation;
+
+/// (tenant, day) → series → chunk IDs (sorted).
+type Grouping = BTreeMap<(String, i64), BTreeMap<String, Vec<String>>>;
+
+const TOTAL_ROWS: u64 = 11_140;
+
+fn schema() -> PathBuf {
+    corpus_dir().join("schema.yaml")
+}
+
+fn export_dir() -> PathBuf {
+    corpus_dir().join("dynamodb-export")
+}
+
+fn scanner(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_blocksconvert-scanner"));
+    c.arg("--schema")
+        .arg(schema())
+        .arg("--quiet")
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+fn check(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "scanner failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run(args: &[&str]) -> String {
+    check(scanner(args).output().expect("run scanner"))
+}
+
+/// The grouping the fixture index implies: every series→chunk row, once.
+fn index_grouping() -> Grouping {
+    let mut g: Grouping = BTreeMap::new();
+    for table in ["cortex_index_2654", "cortex_index_2655"] {
+        let text = std::fs::read_to_string(corpus_dir().join(format!("index/{table}.jsonl")))
+            .expect("index jsonl");
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            let range = base64::engine::general_purpose::STANDARD
+                .decode(v["r"].as_str().expect("r"))
+                .expect("b64");
+            if let Some(r) = parse_chunk_row(v["h"].as_str().expect("h"), &range) {
+                g.entry((r.user, r.day))
+                    .or_default()
+                    .entry(r.series_id)
+                    .or_default()
+                    .push(r.chunk_id);
+            }
+        }
+    }
+    for series in g.values_mut() {
+        for chunks in series.values_mut() {
+            chunks.sort();
+            let n = chunks.len();
+            chunks.dedup();
+            assert_eq!(n, chunks.len(), "the fixture index repeats a row");
+        }
+    }
+    g
+}
+
+/// Compares groupings, describing the difference briefly (the maps are large).
+fn assert_same(got: &Grouping, want: &Grouping, context: &str) {
+    if got == want {
+        return;
+    }
+    let keys = |g: &Grouping| g.keys().cloned().collect::<BTreeSet<_>>();
+    let (gk, wk) = (keys(got), keys(want));
+    let differing: Vec<_> = gk
+        .intersection(&wk)
+        .filter(|k| got[*k] != want[*k])
+        .map(|k| {
+            let (g, w) = (&got[k], &want[k]);
+            let extra = g.keys().filter(|s| !w.contains_key(*s)).count();
+            let missing = w.keys().filter(|s| !g.contains_key(*s)).count();
+            format!("{k:?}: {extra} extra series, {missing} missing, others differ in chunks")
+        })
+        .collect();
+    panic!(
+        "{context}: plans differ; extra plans {:?}, missing plans {:?}, differing {differing:?}",
+        gk.difference(&wk).collect::<Vec<_>>(),
+        wk.difference(&gk).collect::<Vec<_>>()
+    );
+}
+
+/// Plans below `dir` (`<tenant>/<day>.plan.*`), checking each holds every series once.
+fn read_plans(dir: &Path) -> Grouping {
+    let mut g = Grouping::new();
+    for (rel, bytes) in plan_files(dir) {
+        let c = Compression::from_name(&rel).expect("plan suffix");
+        let plan = read_plan(&rel, &bytes[..], c).expect("valid plan");
+        assert_eq!(plan.duplicate_entries, 0, "{rel}: a series appears twice");
+        let (user, day) = rel.split_once('/').expect("tenant/day");
+        assert_eq!(user, plan.user);
+        assert_eq!(
+            day.split('.').next(),
+            Some(plan.day_index.to_string().as_str())
+        );
+        let mut series = plan.series;
+        for chunks in series.values_mut() {
+            let n = chunks.len();
+            chunks.sort();
+            chunks.dedup();
+            assert_eq!(n, chunks.len(), "{rel}: a chunk appears twice");
+        }
+        g.insert((plan.user, plan.day_index), series);
+    }
+    g
+}
+
+/// Every plan file below `dir` with its bytes.
+fn plan_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let Ok(users) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for u in users {
+        let u = u.expect("entry").path();
+        for f in std::fs::read_dir(&u).expect("tenant dir") {
+            let f = f.expect("entry").path();
+            let name = f.file_name().expect("name").to_string_lossy().into_owned();
+            if Compression::from_name(&name).is_some() {
+                let rel = format!("{}/{name}", u.file_name().expect("name").to_string_lossy());
+                out.insert(rel, std::fs::read(&f).expect("read plan"));
+            }
+        }
+    }
+    out
+}
+
+async fn dynamo_client(endpoint: &str) -> Client {
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build();
+    Client::from_conf(conf)
+}
+
+/// Creates the index tables in DynamoDB (`h` S hash key, `r` B range key) and loads
+/// every item of the fixture export, as Cortex's DynamoDB index client stored them.
+async fn load_index(endpoint: &str) -> u64 {
+    let client = dynamo_client(endpoint).await;
+    let mut total = 0;
+    for export in find_exports(&export_dir()).expect("exports") {
+        client
+            .create_table()
+            .table_name(&export.table)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("h")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attr"),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("r")
+                    .attribute_type(ScalarAttributeType::B)
+                    .build()
+                    .expect("attr"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("h")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("r")
+                    .key_type(KeyType::Range)
+                    .build()
+                    .expect("key"),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("create table");
+        let mut items = Vec::new();
+        export
+            .for_each_item(|i| items.push(i))
+            .expect("read export");
+        for batch in items.chunks(25) {
+            let mut requests: Vec<WriteRequest> = batch
+                .iter()
+                .map(|i| {
+                    let mut put = PutRequest::builder()
+                        .item("h", AttributeValue::S(i.hash.clone()))
+                        .item("r", AttributeValue::B(Blob::new(i.range.clone())));
+                    if let Some(v) = &i.value {
+                        put = put.item("c", AttributeValue::B(Blob::new(v.clone())));
+                    }
+                    WriteRequest::builder()
+                        .put_request(put.build().expect("put"))
+                        .build()
+                })
+                .collect();
+            while !requests.is_empty() {
+                let out = client
+                    .batch_write_item()
+                    .request_items(&export.table, requests)
+                    .send()
+                    .await
+                    .expect("batch write");
+                requests = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(&export.table).cloned())
+                    .unwrap_or_default();
+            }
+        }
+        total += items.len() as u64;
+    }
+    total
+}
+
+fn rows_this_run(stdout: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("scanned "))
+        .unwrap_or_else(|| panic!("no summary line in {stdout}"));
+    line.split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("bad summary line {line}"))
+}
+
+/// Sum of "N uploaded" over the per-table summary lines.
+fn uploaded(stdout: &str) -> u64 {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("table "))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let i = words
+                .iter()
+                .position(|w| w.trim_end_matches(',') == "uploaded")?;
+            words.get(i.checked_sub(1)?)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn export_scan_matches_the_index_and_cortex_plans() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let plans = tmp.path().join("plans");
+    let out = run(&[
+        "--index",
+        &export_dir().display().to_string(),
+        "--plans",
+        &plans.display().to_string(),
+        "--work-dir",
+        &tmp.path().join("work").display().to_string(),
+        "--memory-budget",
+        "16KiB",
+    ]);
+    assert_eq!(rows_this_run(&out), TOTAL_ROWS, "{out}");
+    let got = read_plans(&plans);
+    let want = index_grouping();
+    assert_eq!(got.len(), 9, "3 tenants × 3 days (v9, v10, v11)");
+    let days: BTreeSet<i64> = got.keys().map(|k| k.1).collect();
+    assert_eq!(days, BTreeSet::from([18584, 18585, 18586]));
+    assert_same(&got, &want, "export scan vs index");
+    // Cortex's own scanner produced the same grouping (its entries are unsorted).
+    let cortex = read_plans(&corpus_dir().join("cortex-output/plans"));
+    assert_same(&got, &cortex, "export scan vs Cortex's plans");
+    // Nothing left in the work dir but the done markers.
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("work/tables"))
+        .expect("tables")
+        .flat_map(|t| std::fs::read_dir(t.expect("t").path()).expect("dir"))
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "done.json" && n != "fingerprint.json")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_dynamodb_and_s3_scans_equal_the_local_export_scan() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let local = tmp.path().join("local");
+    run(&[
+        "--index",
+        &export_dir().display().to_string(),
+        "--plans",
+        &local.display().to_string(),
+        "--work-dir",
+        &tmp.path().join("w0").display().to_string(),
+    ]);
+    let reference = plan_files(&local);
+    assert_eq!(reference.len(), 9);
+
+    // Live DynamoDB (dynalite): parallel scan with small pages.
+    let dynalite = DynaliteServer::start();
+    assert_eq!(load_index(&dynalite.endpoint).await, TOTAL_ROWS);
+    let live = tmp.path().join("live");
+    let out = run(&[
+        "--index",
+        "dynamodb://us-east-1",
+        "--dynamodb.endpoint",
+        &dynalite.endpoint,
+        "--dynamodb.segments",
+        "3",
+        "--dynamodb.page-size",
+        "200",
+        "--plans",
+        &live.display().to_string(),
+        "--work-dir",
+        &tmp.path().join("w1").display().to_string(),
+        "--memory-budget",
+        "64KiB",
+    ]);
+    assert_eq!(rows_this_run(&out), TOTAL_ROWS, "{out}");
+    assert_eq!(
+        plan_files(&live),
+        reference,
+        "live scan differs from the export scan"
+    );
+
+    // The export on S3 (moto), plans to S3.
+    let moto = MotoServer::start();
+    moto.create_bucket("index");
+    let opts = moto_options(&moto);
+    let exports = StoreLocation::open("s3://index/exports", &opts, false).expect("s3");
+    upload_tree(&export_dir(), &exports).await;
+    let s3_args = [
+        "--s3.endpoint",
+        moto.endpoint.as_str(),
+        "--s3.region",
+        "us-east-1",
+        "--s3.access-key-id",
+        "test",
+        "--s3.secret-access-key",
+        "test",
+        "--s3.insecure",
+    ];
+    let mut args = vec![
+        "--index",
+        "s3://index/exports",
+        "--plans",
+        "s3://index/migration",
+        "--work-dir",
+    ];
+    let w2 = tmp.path().join("w2").display().to_string();
+    args.push(&w2);
+    args.extend(s3_args);
+    let out = run(&args);
+    assert_eq!(rows_this_run(&out), TOTAL_ROWS, "{out}");
+    let plans = StoreLocation::open("s3://index/migration", &opts, false).expect("s3");
+    let mut on_s3 = BTreeMap::new();
+    for (key, _) in plans.list("").await.expect("list") {
+        on_s3.insert(key.clone(), plans.get(&key).await.expect("get").to_vec());
+    }
+    assert_eq!(on_s3, reference, "S3 scan differs from the local one");
+    // Downloads of remote data files are removed once read.
+    let downloads = tmp.path().join("w2/downloads");
+    let left = std::fs::read_dir(&downloads)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(
+        left,
+        0,
+        "downloaded export files left in {}",
+        downloads.display()
+    );
+}
+
+#[test]
+fn filters_select_exactly_what_they_say() {
+    let want = index_grouping();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let config = tmp.path().join("scanner.yaml");
+    std::fs::write(
+        &config,
+        "tenant: [acme]\nignore-tenants-regex: '^nobody$'\n",
+    )
+    .expect("config");
+    type Pick = fn(&str, i64) -> bool;
+    // Table 2654 holds day 18584 (v9); table 2655 holds 18585 (v10) and 18586 (v11).
+    let cases: Vec<(Vec<String>, Pick)> = vec![
+        (
+            vec![
+                "--tenant".into(),
+                "acme".into(),
+                "--tenant".into(),
+                "42".into(),
+            ],
+            |u, _| u == "acme" || u == "42",
+        ),
+        (
+            vec!["--tenant".into(), "acme,team-a.prod".into()],
+            |u, _| u != "42",
+        ),
+        (
+            vec!["--ignore-tenants-regex".into(), "^team-".into()],
+            |u, _| !u.starts_with("team-"),
+        ),
+        (
+            vec![
+                "--tenant".into(),
+                "acme,42".into(),
+                "--ignore-tenants-regex".into(),
+                "^4".into(),
+            ],
+            |u, _| u == "acme",
+        ),
+        (
+            vec!["--tables".into(), "cortex_index_2654".into()],
+            |_, d| d == 18584,
+        ),
+        (vec!["--tables-limit".into(), "1".into()], |_, d| d >= 18585),
+        (vec!["--period-end".into(), "2020-11-19".into()], |_, d| {
+            d == 18584
+        }),
+        (
+            vec!["--period-start".into(), "2020-11-19".into()],
+            |_, d| d >= 18585,
+        ),
+        (
+            vec![
+                "--period-start".into(),
+                "2020-11-18".into(),
+                "--period-end".into(),
+                "2020-11-20".into(),
+            ],
+            |_, _| true,
+        ),
+        (
+            vec!["--config.file".into(), config.display().to_string()],
+            |u, _| u == "acme",
+        ),
+        (
+            vec![
+                "--config.file".into(),
+                config.display().to_string(),
+                "--tenant".into(),
+                "42".into(),
+            ],
+            |u, _| u == "42",
+        ),
+    ];
+    for (i, (flags, pick)) in cases.into_iter().enumerate() {
+        let plans = tmp.path().join(format!("plans{i}"));
+        let mut args = vec![
+            "--index".to_owned(),
+            export_dir().display().to_string(),
+            "--plans".to_owned(),
+            plans.display().to_string(),
+            "--work-dir".to_owned(),
+            tmp.path().join(format!("work{i}")).display().to_string(),
+        ];
+        args.extend(flags.iter().cloned());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs);
+        let expected: Grouping = want
+            .iter()
+            .filter(|((u, d), _)| pick(u, *d))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert!(!expected.is_empty());
+        assert_same(&read_plans(&plans), &expected, &format!("flags {flags:?}"));
+    }
+    // A table that is not an index table of the schema is an error, not silence.
+    let out = scanner(&[
+        "--index",
+        &export_dir().display().to_string(),
+        "--plans",
+        &tmp.path().join("x").display().to_string(),
+        "--work-dir",
+        &tmp.path().join("wx").display().to_string(),
+        "--tables",
+        "cortex_index_9999",
+    ])
+    .output()
+    .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cortex_index_9999"));
+}
+
+/// Sum of `rows_read` over every segment checkpoint of every table, and whether any
+/// segment of the first table is checkpointed but the table is not finished.
+fn checkpointed_rows(work: &Path) -> (u64, usize, usize) {
+    let (mut rows, mut checkpoints, mut done) = (0, 0, 0);
+    let Ok(tables) = std::fs::read_dir(work.join("tables")) else {
+        return (0, 0, 0);
+    };
+    for t in tables {
+        let t = t.expect("t").path();
+        for s in std::fs::read_dir(&t).expect("table dir") {
+            let cp = s.expect("s").path().join("checkpoint.json");
+            let Ok(bytes) = std::fs::read(&cp) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            rows += v["counts"]["rows_read"].as_u64().unwrap_or(0);
+            checkpoints += 1;
+            if v["done"].as_bool() == Some(true) {
+                done += 1;
+            }
+        }
+    }
+    (rows, checkpoints, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_table_resumes_without_rereading_checkpointed_rows() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let reference_dir = tmp.path().join("reference");
+    run(&[
+        "--index",
+        &export_dir().display().to_string(),
+        "--plans",
+        &reference_dir.display().to_string(),
+        "--work-dir",
+        &tmp.path().join("w0").display().to_string(),
+    ]);
+    let dynalite = DynaliteServer::start();
+    load_index(&dynalite.endpoint).await;
+    let plans = tmp.path().join("plans");
+    let work = tmp.path().join("work");
+    let base: Vec<String> = [
+        "--index",
+        "dynamodb://us-east-1",
+        "--dynamodb.endpoint",
+        &dynalite.endpoint,
+        "--dynamodb.segments",
+        "4",
+        "--dynamodb.page-size",
+        "50",
+        "--plans",
+        &plans.display().to_string(),
+        "--work-dir",
+        &work.display().to_string(),
+        "--checkpoint-interval",
+        "50ms",
+        "--memory-budget",
+        "64KiB",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut slow: Vec<&str> = base.iter().map(String::as_str).collect();
+    slow.extend(["--max-rows-per-second", "2000"]);
+    let mut child = scanner(&slow).spawn().expect("spawn scanner");
+    // Kill it once some segments of the first table are checkpointed, mid-table.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (rows, checkpoints, done) = checkpointed_rows(&work);
+        if rows >= 1000 && checkpoints >= 2 && done < 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint appeared");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the scanner finished too early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let (checkpointed, _, _) = checkpointed_rows(&work);
+    assert!(checkpointed > 0 && checkpointed < TOTAL_ROWS);
+    assert!(
+        plan_files(&plans).is_empty(),
+        "nothing is uploaded before a table is fully read"
+    );
+
+    let fast: Vec<&str> = base.iter().map(String::as_str).collect();
+    let out = run(&fast);
+    assert_eq!(
+        rows_this_run(&out),
+        TOTAL_ROWS - checkpointed,
+        "the restart read exactly the rows after the checkpoints:\n{out}"
+    );
+    assert_eq!(
+        plan_files(&plans),
+        plan_files(&reference_dir),
+        "same plans as an uninterrupted scan"
+    );
+    assert_eq!(uploaded(&out), 9, "every plan uploaded once:\n{out}");
+    // A third run skips both finished tables: no rows read, nothing uploaded.
+    let out = run(&fast);
+    assert_eq!(rows_this_run(&out), 0, "{out}");
+    assert_eq!(out.matches("already done").count(), 2, "{out}");
+}
+
+/// Writes a copy of the fixture export with some rows dropped and some added.
+fn altered_export(dir: &Path, drop: impl Fn(&str) -> bool, extra: &[(&str, Vec<u8>)]) {
+    for export in find_exports(&export_dir()).expect("exports") {
+        let mut w = ExportWriter::create(dir, &export.table, "0001-altered", 2).expect("create");
+        export
+            .for_each_item(|i| {
+                if !drop(&i.hash) {
+                    w.write(&i.hash, &i.range, i.value.as_deref())
+                        .expect("write");
+                }
+            })
+            .expect("read");
+        if export.table == "cortex_index_2655" {
+            for (h, r) in extra {
+                w.write(h, r, None).expect("write");
+            }
+        }
+        w.finish().expect("finish");
+    }
+}
+
+#[test]
+fn rescans_never_silently_collide_with_started_plans() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let plans = tmp.path().join("plans");
+    let p = plans.display().to_string();
+    let scan = |index: &Path, work: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--index".to_owned(),
+            index.display().to_string(),
+            "--plans".to_owned(),
+            p.clone(),
+            "--work-dir".to_owned(),
+            tmp.path().join(work).display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        scanner(&refs).output().expect("run")
+    };
+    check(scan(&export_dir(), "w0", &[]));
+    let first = plan_files(&plans);
+    // The scheduler finished acme/18586; nothing touched 42/18585.
+    std::fs::write(
+        plans.join("acme/18586.finished.01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        "x",
+    )
+    .expect("marker");
+    // New index content for both days (one series dropped from each).
+    let altered = tmp.path().join("altered");
+    let first_sid = |u: &str, d: i64| {
+        read_plans(&plans)[&(u.to_owned(), d)]
+            .keys()
+            .next()
+            .expect("a series")
+            .clone()
+    };
+    let (s1, s2) = (first_sid("acme", 18586), first_sid("42", 18585));
+    let (h1, h2) = (format!("acme:d18586:{s1}"), format!("42:d18585:{s2}"));
+    altered_export(&altered, |h| h == h1 || h == h2, &[]);
+    let out = scan(&altered, "w1", &[]);
+    assert_eq!(out.status.code(), Some(2), "a refused plan exits with 2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("acme/18586.plan.snappy") && stderr.contains("finished"),
+        "{stderr}"
+    );
+    let now = plan_files(&plans);
+    assert_eq!(
+        now["acme/18586.plan.snappy"], first["acme/18586.plan.snappy"],
+        "started plan kept"
+    );
+    assert_ne!(
+        now["42/18585.plan.snappy"], first["42/18585.plan.snappy"],
+        "unstarted plan updated"
+    );
+    assert!(!read_plans(&plans)[&("42".to_owned(), 18585)].contains_key(&s2));
+    // Identical content again: nothing is uploaded twice.
+    let out = check(scan(
+        &altered,
+        "w2",
+        &["--changed-plans", "refuse", "--tenant", "42,team-a.prod"],
+    ));
+    assert_eq!(uploaded(&out), 0, "{out}");
+    assert!(out.contains("unchanged"), "{out}");
+    // The operator chooses to rebuild: the new generation replaces the finished day's plan.
+    check(scan(&altered, "w1", &["--changed-plans", "replace"]));
+    assert!(!read_plans(&plans)[&("acme".to_owned(), 18586)].contains_key(&s1));
+    // W9: a second encoding of a day is refused.
+    let out = scan(
+        &export_dir(),
+        "w3",
+        &["--plan-compression", "gzip", "--tenant", "team-a.prod"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid"));
+    assert!(!plans.join("team-a.prod/18584.plan.gz").exists());
+}
+
+#[test]
+fn bad_entries_and_corrupt_exports_fail_loudly() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // An unparseable series-to-chunk row (day is not a number).
+    let bad = tmp.path().join("bad");
+    altered_export(
+        &bad,
+        |_| false,
+        &[("acme:dXYZ:sid", b"0000\0\0acme/1:2:3:4\x003\0".to_vec())],
+    );
+    let args = |work: &str| {
+        vec![
+            "--index".to_owned(),
+            bad.display().to_string(),
+            "--plans".to_owned(),
+            tmp.path().join("plans").display().to_string(),
+            "--work-dir".to_owned(),
+            tmp.path().join(work).display().to_string(),
+        ]
+    };
+    let a = args("w0");
+    let out = scanner(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("acme:dXYZ:sid") && stderr.contains("max-bad-entries"),
+        "{stderr}"
+    );
+    let mut a = args("w0");
+    a.extend(["--max-bad-entries".to_owned(), "1".to_owned()]);
+    check(
+        scanner(&a.iter().map(String::as_str).collect::<Vec<_>>())
+            .output()
+            .expect("run"),
+    );
+    assert_same(
+        &read_plans(&tmp.path().join("plans")),
+        &index_grouping(),
+        "bad entry tolerated",
+    );
+
+    // A data file that does not match its manifest's MD5.
+    let corrupt = tmp.path().join("corrupt");
+    altered_export(&corrupt, |_| false, &[]);
+    // In the first table scanned (newest first), so no plan of any table is uploaded.
+    let data = find_exports(&corrupt)
+        .expect("exports")
+        .into_iter()
+        .find(|e| e.table == "cortex_index_2655")
+        .expect("table")
+        .dir
+        .join("data");
+    let file = std::fs::read_dir(&data)
+        .expect("data")
+        .next()
+        .expect("file")
+        .expect("e")
+        .path();
+    let mut bytes = std::fs::read(&file).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&file, bytes).expect("write");
+    let out = scanner(&[
+        "--index",
+        &corrupt.display().to_string(),
+        "--plans",
+        &tmp.path().join("plans2").display().to_string(),
+        "--work-dir",
+        &tmp.path().join("w2").display().to_string(),
+    ])
+    .output()
+    .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = file
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        stderr.contains(&name),
+        "error names the data file: {stderr}"
+    );
+    assert!(plan_files(&tmp.path().join("plans2")).is_empty());
+}
