@@ -50,6 +50,10 @@ pub struct GenerateArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Only the index export and schema.yaml (no chunk objects, no plans): index
+    /// datasets of tens of millions of rows for scanner benchmarks.
+    #[arg(long)]
+    index_only: bool,
 }
 
 fn parse_encoding(s: &str) -> anyhow::Result<Encoding> {
@@ -81,6 +85,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         schema_versions: a.schema_versions,
         chunks_per_day: a.chunks_per_day,
         seed: a.seed,
+        index_only: a.index_only,
         ..GenerateConfig::default()
     };
     let total = (cfg.tenants * cfg.series) as u64;

@@ -4,6 +4,7 @@
 mod build;
 mod generate;
 mod inspect;
+mod load_index;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Build and upload the block of one plan.
     Build(Box<build::BuildArgs>),
+    /// Load DynamoDB exports into a DynamoDB(-compatible) endpoint (dry runs, benchmarks).
+    LoadIndex(load_index::LoadIndexArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +35,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(cmd) => inspect::run(cmd),
         Command::Generate(args) => generate::run(args),
         Command::Build(args) => build::run(*args),
+        Command::LoadIndex(args) => load_index::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

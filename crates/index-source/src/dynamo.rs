@@ -14,7 +14,10 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    ReturnConsumedCapacity, ScalarAttributeType, WriteRequest,
+};
 use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::mpsc;
 
@@ -41,6 +44,8 @@ pub struct DynamoOptions {
     pub max_backoff: Duration,
     /// Timeout of one request attempt.
     pub request_timeout: Duration,
+    /// Static credentials (access key ID, secret); `None` = the standard AWS chain.
+    pub static_credentials: Option<(String, String)>,
 }
 
 impl Default for DynamoOptions {
@@ -54,6 +59,7 @@ impl Default for DynamoOptions {
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(20),
             request_timeout: Duration::from_secs(30),
+            static_credentials: None,
         }
     }
 }
@@ -132,6 +138,15 @@ impl DynamoSource {
             );
         if let Some(ep) = &opts.endpoint {
             loader = loader.endpoint_url(ep);
+        }
+        if let Some((id, secret)) = &opts.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "blocksconvert",
+            ));
         }
         let config = loader.load().await;
         Ok(Self {
@@ -300,6 +315,95 @@ impl IndexSource for DynamoSource {
 }
 
 type Key = HashMap<String, AttributeValue>;
+
+fn build_error(table: &str, e: impl std::fmt::Display) -> SourceError {
+    SourceError::Dynamo {
+        operation: "CreateTable",
+        table: table.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+impl DynamoSource {
+    /// Creates an index table with Cortex's key schema (`h` string hash key, `r` binary
+    /// range key), on-demand billing. For restoring an export into a DynamoDB-compatible
+    /// server (dry runs, tests, benchmarks).
+    pub async fn create_index_table(&self, table: &str) -> Result<(), SourceError> {
+        let attr = |name: &str, t: ScalarAttributeType| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(t)
+                .build()
+                .map_err(|e| build_error(table, e))
+        };
+        let key = |name: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(t)
+                .build()
+                .map_err(|e| build_error(table, e))
+        };
+        self.client
+            .create_table()
+            .table_name(table)
+            .attribute_definitions(attr("h", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("r", ScalarAttributeType::B)?)
+            .key_schema(key("h", KeyType::Hash)?)
+            .key_schema(key("r", KeyType::Range)?)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .map_err(|e| build_error(table, describe_error(&e)))?;
+        Ok(())
+    }
+
+    /// Writes items with BatchWriteItem (25 per request), resending unprocessed items.
+    pub async fn put_items(
+        &self,
+        table: &str,
+        items: &[cortex_index::dynamo_export::IndexItem],
+    ) -> Result<(), SourceError> {
+        for batch in items.chunks(25) {
+            let mut requests = Vec::with_capacity(batch.len());
+            for i in batch {
+                let mut put = PutRequest::builder()
+                    .item("h", AttributeValue::S(i.hash.clone()))
+                    .item("r", AttributeValue::B(Blob::new(i.range.clone())));
+                if let Some(v) = &i.value {
+                    put = put.item("c", AttributeValue::B(Blob::new(v.clone())));
+                }
+                let put = put.build().map_err(|e| build_error(table, e))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            while !requests.is_empty() {
+                let req = || async {
+                    self.client
+                        .batch_write_item()
+                        .request_items(table, requests.clone())
+                        .send()
+                        .await
+                };
+                let out = req
+                    .retry(self.backoff())
+                    .when(|e| classify(e).0)
+                    .notify(|e, d| {
+                        note_retry("BatchWriteItem", classify(e).1, &describe_error(e), d)
+                    })
+                    .await
+                    .map_err(|e| SourceError::Dynamo {
+                        operation: "BatchWriteItem",
+                        table: table.to_owned(),
+                        message: describe_error(&e),
+                    })?;
+                requests = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(table).cloned())
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+}
 
 impl DynamoSource {
     async fn scan_page(

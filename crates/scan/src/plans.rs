@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use plan_format::{Compression, PlanDigest, PlanReader, PlanWriter};
 use storage::StoreLocation;
 
-use crate::records::{RunMerger, decode_record};
+use crate::records::{MAX_FAN_IN, RunMerger, decode_record, reduce_runs};
 use crate::{ScanError, metrics as m};
 
 /// A plan written and verified in the work dir.
@@ -79,7 +79,12 @@ pub fn write_plans(
     compression: Compression,
 ) -> Result<Vec<LocalPlan>, ScanError> {
     std::fs::create_dir_all(out_dir).map_err(|e| ScanError::io(out_dir, e))?;
-    let mut merger = RunMerger::open(runs)?;
+    // Intermediate merges go next to the plans dir, never inside it (a tenant may have
+    // any name).
+    let scratch = out_dir.with_file_name("merge");
+    std::fs::create_dir_all(&scratch).map_err(|e| ScanError::io(&scratch, e))?;
+    let runs = reduce_runs(runs.to_vec(), &scratch, MAX_FAN_IN)?;
+    let mut merger = RunMerger::open(&runs)?;
     let mut done = Vec::new();
     let mut cur: Option<PlanInProgress> = None;
     while let Some(bytes) = merger.next_record()? {
@@ -119,6 +124,8 @@ pub fn write_plans(
     if let Some(p) = cur.take() {
         done.push(finish_plan(p, out_dir, compression)?);
     }
+    drop(merger);
+    std::fs::remove_dir_all(&scratch).map_err(|e| ScanError::io(&scratch, e))?;
     metrics::gauge!(m::OPEN_FILES).set(0.0);
     Ok(done)
 }

@@ -101,20 +101,83 @@ impl RecordBuffer {
         let get = |&(o, l): &(u32, u32)| &arena[o as usize..(o + l) as usize];
         self.spans.sort_unstable_by(|a, b| get(a).cmp(get(b)));
         self.spans.dedup_by(|a, b| get(a) == get(b));
-        let file = File::create(path)?;
-        let mut w = snap::write::FrameEncoder::new(BufWriter::with_capacity(256 << 10, file));
+        let mut w = RunWriter::create(path)?;
         for span in &self.spans {
-            let r = get(span);
-            write_varint(&mut w, r.len() as u64)?;
-            w.write_all(r)?;
+            w.push(get(span))?;
         }
-        let buf = w.into_inner().map_err(|e| e.into_error())?;
-        let file = buf.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let size = w.finish()?;
         self.arena.clear();
         self.spans.clear();
+        Ok(size)
+    }
+}
+
+/// Writes one run: snappy-framed, length-prefixed records, fsynced on finish.
+pub struct RunWriter {
+    w: snap::write::FrameEncoder<BufWriter<File>>,
+}
+
+impl RunWriter {
+    /// Creates the run file.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let file = File::create(path)?;
+        Ok(Self {
+            w: snap::write::FrameEncoder::new(BufWriter::with_capacity(256 << 10, file)),
+        })
+    }
+
+    /// Appends a record (callers append in sorted order).
+    pub fn push(&mut self, record: &[u8]) -> std::io::Result<()> {
+        write_varint(&mut self.w, record.len() as u64)?;
+        self.w.write_all(record)
+    }
+
+    /// Flushes and fsyncs; returns the file size.
+    pub fn finish(self) -> std::io::Result<u64> {
+        let buf = self.w.into_inner().map_err(|e| e.into_error())?;
+        let file = buf.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
         file.metadata().map(|m| m.len())
     }
+}
+
+/// Most runs merged at once: each open run costs its read buffers (~150 KB with the
+/// snappy frame buffers), so the merge's memory stays bounded however many runs a
+/// small budget produced.
+pub const MAX_FAN_IN: usize = 32;
+
+/// Merges runs in groups of `fan_in` into new runs under `scratch` until at most
+/// `fan_in` remain. The input runs are left alone (checkpoints name them); intermediate
+/// runs created here are deleted once merged again.
+pub fn reduce_runs(
+    mut runs: Vec<PathBuf>,
+    scratch: &Path,
+    fan_in: usize,
+) -> Result<Vec<PathBuf>, RunError> {
+    let fan_in = fan_in.max(2);
+    let mut created: Vec<PathBuf> = Vec::new();
+    let mut n = 0;
+    while runs.len() > fan_in {
+        let group: Vec<PathBuf> = runs.drain(..fan_in).collect();
+        let out = scratch.join(format!("merged-{n}.run"));
+        n += 1;
+        let err = |source| RunError {
+            path: out.clone(),
+            source,
+        };
+        let mut merger = RunMerger::open(&group)?;
+        let mut w = RunWriter::create(&out).map_err(err)?;
+        while let Some(r) = merger.next_record()? {
+            w.push(r).map_err(err)?;
+        }
+        w.finish().map_err(err)?;
+        for g in group.iter().filter(|g| created.contains(g)) {
+            let _ = std::fs::remove_file(g);
+        }
+        created.push(out.clone());
+        runs.push(out);
+    }
+    Ok(runs)
 }
 
 fn write_varint(w: &mut impl Write, mut v: u64) -> std::io::Result<()> {
@@ -311,6 +374,8 @@ mod tests {
             let p = dir.path().join("last.run");
             buf.spill(&p).expect("spill");
             runs.push(p);
+            let runs = reduce_runs(runs, dir.path(), 2).expect("reduce");
+            prop_assert!(runs.len() <= 2);
             let mut m = RunMerger::open(&runs).expect("open");
             let mut got = Vec::new();
             while let Some(r) = m.next_record().expect("next") {

@@ -10,17 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-    ScalarAttributeType, WriteRequest,
-};
 use base64::Engine;
 use blocksconvert_tests::{DynaliteServer, MotoServer, corpus_dir, moto_options, upload_tree};
 use cortex_index::dynamo_export::{ExportWriter, find_exports};
 use cortex_index::entry::parse_chunk_row;
+use index_source::dynamo::{DynamoOptions, DynamoSource};
 use plan_format::{Compression, read_plan};
 use storage::StoreLocation;
 
@@ -165,89 +159,27 @@ fn plan_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-async fn dynamo_client(endpoint: &str) -> Client {
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    Client::from_conf(conf)
-}
-
-/// Creates the index tables in DynamoDB (`h` S hash key, `r` B range key) and loads
-/// every item of the fixture export, as Cortex's DynamoDB index client stored them.
+/// Creates the index tables in DynamoDB (Cortex's key schema) and loads every item of
+/// the fixture export.
 async fn load_index(endpoint: &str) -> u64 {
-    let client = dynamo_client(endpoint).await;
+    let dynamo = DynamoSource::connect(DynamoOptions {
+        endpoint: Some(endpoint.to_owned()),
+        static_credentials: Some(("test".into(), "test".into())),
+        ..DynamoOptions::default()
+    })
+    .await
+    .expect("client");
     let mut total = 0;
     for export in find_exports(&export_dir()).expect("exports") {
-        client
-            .create_table()
-            .table_name(&export.table)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("h")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("attr"),
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("r")
-                    .attribute_type(ScalarAttributeType::B)
-                    .build()
-                    .expect("attr"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("h")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("key"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("r")
-                    .key_type(KeyType::Range)
-                    .build()
-                    .expect("key"),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
+        dynamo
+            .create_index_table(&export.table)
             .await
             .expect("create table");
         let mut items = Vec::new();
         export
             .for_each_item(|i| items.push(i))
             .expect("read export");
-        for batch in items.chunks(25) {
-            let mut requests: Vec<WriteRequest> = batch
-                .iter()
-                .map(|i| {
-                    let mut put = PutRequest::builder()
-                        .item("h", AttributeValue::S(i.hash.clone()))
-                        .item("r", AttributeValue::B(Blob::new(i.range.clone())));
-                    if let Some(v) = &i.value {
-                        put = put.item("c", AttributeValue::B(Blob::new(v.clone())));
-                    }
-                    WriteRequest::builder()
-                        .put_request(put.build().expect("put"))
-                        .build()
-                })
-                .collect();
-            while !requests.is_empty() {
-                let out = client
-                    .batch_write_item()
-                    .request_items(&export.table, requests)
-                    .send()
-                    .await
-                    .expect("batch write");
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|m| m.get(&export.table).cloned())
-                    .unwrap_or_default();
-            }
-        }
+        dynamo.put_items(&export.table, &items).await.expect("load");
         total += items.len() as u64;
     }
     total

@@ -53,6 +53,9 @@ pub struct GenerateConfig {
     pub seed: u64,
     /// Worker threads.
     pub threads: usize,
+    /// Write only the index export and schema (no chunk objects, no plans): for scanner
+    /// benchmarks with tens of millions of index rows.
+    pub index_only: bool,
 }
 
 impl Default for GenerateConfig {
@@ -72,6 +75,7 @@ impl Default for GenerateConfig {
             chunks_per_day: 3,
             seed: 42,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            index_only: false,
         }
     }
 }
@@ -304,7 +308,9 @@ pub fn generate(
                 {
                     continue; // the v11 label-names row is shared by every tenant and day
                 }
-                if let Some(row) = parse_chunk_row(&e.hash, &e.range) {
+                if !cfg.index_only
+                    && let Some(row) = parse_chunk_row(&e.hash, &e.range)
+                {
                     plans
                         .entry((s.tenant, row.day))
                         .or_default()
@@ -464,8 +470,10 @@ fn generate_series(
                 if !seen_keys.insert(key.clone()) {
                     continue; // two replicas cut the identical chunk: one object
                 }
-                let path = dir.join(key.object_path());
-                std::fs::write(&path, &bytes).map_err(io(&path))?;
+                if !cfg.index_only {
+                    let path = dir.join(key.object_path());
+                    std::fs::write(&path, &bytes).map_err(io(&path))?;
+                }
                 out.chunk_objects += 1;
                 out.chunk_bytes += bytes.len() as u64;
                 for e in schema.chunk_entries(
