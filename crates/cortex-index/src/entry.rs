@@ -121,26 +121,52 @@ pub struct ChunkRow {
     pub chunk_id: String,
 }
 
-/// Parses a `'3'` row; returns `None` for every other row kind. The hash is split
-/// from the right, so tenants containing `:` still parse.
-pub fn parse_chunk_row(hash: &str, range: &[u8]) -> Option<ChunkRow> {
+/// A parsed series→chunk row borrowing the hash and range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRowRef<'a> {
+    /// Tenant.
+    pub user: &'a str,
+    /// UTC day index of the bucket.
+    pub day: i64,
+    /// Series ID.
+    pub series_id: &'a str,
+    /// Chunk ID (external key).
+    pub chunk_id: &'a str,
+}
+
+/// Parses a `'3'` row without allocating; `None` for every other row kind. The hash is
+/// split from the right, so tenants containing `:` still parse.
+pub fn parse_chunk_row_ref<'a>(hash: &'a str, range: &'a [u8]) -> Option<ChunkRowRef<'a>> {
     if range.len() < 3 || range[range.len() - 3..] != [0, CHUNK_ROW, 0] {
         return None;
     }
-    let comps: Vec<&[u8]> = range[..range.len() - 1].split(|b| *b == 0).collect();
-    if comps.len() != 4 {
+    let mut comps = range[..range.len() - 1].split(|b| *b == 0);
+    // Exactly four components (through, empty, chunk ID, marker), as Cortex reads them.
+    let (_through, _empty, chunk, _marker) =
+        (comps.next()?, comps.next()?, comps.next()?, comps.next()?);
+    if comps.next().is_some() {
         return None;
     }
-    let chunk_id = std::str::from_utf8(comps[2]).ok()?.to_owned();
+    let chunk_id = std::str::from_utf8(chunk).ok()?;
     let mut parts = hash.rsplitn(3, ':');
-    let series_id = parts.next()?.to_owned();
+    let series_id = parts.next()?;
     let day = parts.next()?.strip_prefix('d')?.parse().ok()?;
-    let user = parts.next()?.to_owned();
-    Some(ChunkRow {
+    let user = parts.next()?;
+    Some(ChunkRowRef {
         user,
         day,
         series_id,
         chunk_id,
+    })
+}
+
+/// Parses a `'3'` row; returns `None` for every other row kind.
+pub fn parse_chunk_row(hash: &str, range: &[u8]) -> Option<ChunkRow> {
+    parse_chunk_row_ref(hash, range).map(|r| ChunkRow {
+        user: r.user.to_owned(),
+        day: r.day,
+        series_id: r.series_id.to_owned(),
+        chunk_id: r.chunk_id.to_owned(),
     })
 }
 

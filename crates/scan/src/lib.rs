@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cortex_index::entry::parse_chunk_row;
+use cortex_index::entry::parse_chunk_row_ref;
 use cortex_index::schema::SchemaConfig;
 use futures::StreamExt;
 use index_source::{Cursor, IndexSource, SegmentInfo, SourceError};
@@ -604,6 +604,7 @@ impl SegmentJob {
         let mut tenants: HashMap<String, bool> = HashMap::new();
         let mut last_checkpoint = Instant::now();
         let mut page_counts = SegmentCounts::default();
+        let mut by_type = [0u64; ENTRY_TYPES.len()];
         loop {
             if self.progress.is_cancelled() {
                 self.checkpoint(dir, cp_path, cp, &mut buf)?;
@@ -618,15 +619,15 @@ impl SegmentJob {
             page_counts.rows_read = page.rows.len() as u64;
             for row in &page.rows {
                 let kind = entry_type(&row.range);
-                *page_counts.by_type.entry(kind.to_owned()).or_default() += 1;
-                if kind != "series-to-chunk" {
+                by_type[kind] += 1;
+                if kind != SERIES_TO_CHUNK {
                     continue;
                 }
-                let Some(r) = parse_chunk_row(&row.hash, &row.range) else {
+                let Some(r) = parse_chunk_row_ref(&row.hash, &row.range) else {
                     bad_entry(&mut page_counts, &row.hash, "unparseable hash or range");
                     continue;
                 };
-                if !valid_tenant(&r.user) {
+                if !valid_tenant(r.user) {
                     bad_entry(
                         &mut page_counts,
                         &row.hash,
@@ -638,11 +639,11 @@ impl SegmentJob {
                     page_counts.ignored_schema += 1;
                     continue;
                 }
-                let accepted = match tenants.get(&r.user) {
+                let accepted = match tenants.get(r.user) {
                     Some(a) => *a,
                     None => {
-                        let a = self.cfg.tenants.accepts(&r.user);
-                        tenants.insert(r.user.clone(), a);
+                        let a = self.cfg.tenants.accepts(r.user);
+                        tenants.insert(r.user.to_owned(), a);
                         a
                     }
                 };
@@ -650,9 +651,16 @@ impl SegmentJob {
                     page_counts.ignored_tenant += 1;
                     continue;
                 }
-                encode_record(&mut enc, &r.user, r.day, &r.series_id, &r.chunk_id);
+                encode_record(&mut enc, r.user, r.day, r.series_id, r.chunk_id);
                 buf.push(&enc);
                 page_counts.kept += 1;
+            }
+            for (kind, n) in by_type.iter_mut().enumerate() {
+                if *n > 0 {
+                    page_counts
+                        .by_type
+                        .insert(ENTRY_TYPES[kind].to_owned(), std::mem::take(n));
+                }
             }
             self.emit_page_metrics(&page_counts, page.consumed_capacity);
             cp.counts.add(&page_counts);
@@ -733,16 +741,27 @@ fn valid_tenant(user: &str) -> bool {
         && !user.chars().any(char::is_control)
 }
 
-/// Cortex's entry type names, from the 3-byte suffix `00 <marker> 00`.
-pub fn entry_type(range: &[u8]) -> &'static str {
+/// Cortex's entry type names (metric label `type`), indexed by [`entry_type`].
+pub const ENTRY_TYPES: [&str; 6] = [
+    "series-to-chunk",
+    "metric-to-series",
+    "metric-label-to-label-value",
+    "series-to-label-values",
+    "unknown",
+    "unknown-too-short",
+];
+const SERIES_TO_CHUNK: usize = 0;
+
+/// The entry type (index into [`ENTRY_TYPES`]) from the 3-byte suffix `00 <marker> 00`.
+pub fn entry_type(range: &[u8]) -> usize {
     if range.len() < 3 {
-        return "unknown-too-short";
+        return 5;
     }
     match range[range.len() - 3..] {
-        [0, b'3', 0] => "series-to-chunk",
-        [0, b'7', 0] => "metric-to-series",
-        [0, b'8', 0] => "metric-label-to-label-value",
-        [0, b'9', 0] => "series-to-label-values",
-        _ => "unknown",
+        [0, b'3', 0] => SERIES_TO_CHUNK,
+        [0, b'7', 0] => 1,
+        [0, b'8', 0] => 2,
+        [0, b'9', 0] => 3,
+        _ => 4,
     }
 }
