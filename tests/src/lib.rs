@@ -254,6 +254,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until a server accepts connections on 127.0.0.1:`port`; panics after `secs`.
+fn wait_for_port(port: u16, server: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{server} did not start on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A `moto_server` (S3) child process on 127.0.0.1, killed on drop.
 pub struct MotoServer {
     child: std::process::Child,
@@ -283,14 +295,7 @@ impl MotoServer {
                 )
             });
         let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto_server did not start on port {port}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        wait_for_port(port, "moto_server", 60);
         Self { child, endpoint }
     }
 
@@ -388,14 +393,7 @@ impl DynaliteServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting dynalite with node: {e}"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "dynalite did not start on port {port}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_port(port, "dynalite", 30);
         Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
