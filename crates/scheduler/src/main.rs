@@ -1,2 +1,260 @@
-//! Placeholder binary; see the README for the roadmap.
-fn main() {}
+//! `blocksconvert-scheduler`: wires flags, the plans location, the gRPC and HTTP
+//! listeners and signals to [`scheduling::Scheduler`]. Everything it knows is in the
+//! bucket, so it can be stopped, restarted or moved at any time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use scan::select::TenantFilter;
+use scheduling::scheduler::tokio_util_shutdown::Shutdown;
+use scheduling::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
+use storage::{StorageOptions, StoreLocation};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// Leases plans to builders over gRPC and tracks them with markers in the bucket.
+#[derive(Parser, Debug)]
+#[command(name = "blocksconvert-scheduler", version)]
+struct Args {
+    /// YAML file whose keys are these flags' long names.
+    #[arg(long = "config.file", env = "BLOCKSCONVERT_CONFIG_FILE")]
+    config_file: Option<PathBuf>,
+    /// Plans location written by the scanner (directory or object store URL).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_PLANS",
+        alias = "blocksconvert.bucket-prefix"
+    )]
+    plans: String,
+    /// gRPC listen address (workers connect here).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_GRPC_LISTEN",
+        default_value = "0.0.0.0:9095"
+    )]
+    grpc_listen: SocketAddr,
+    /// HTTP listen address (/plans, /metrics, /ready, /healthz).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_HTTP_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    http_listen: SocketAddr,
+    /// Tool served; requests from another tool are refused (builders and cleaners
+    /// need separate schedulers and plan locations).
+    #[arg(long, env = "BLOCKSCONVERT_TOOL", default_value = "builder")]
+    tool: String,
+    /// Period of full listings of the plans location (new plans, Cortex workers' markers).
+    #[arg(long, env = "BLOCKSCONVERT_SCAN_INTERVAL", alias = "scheduler.scan-interval", default_value = "1m", value_parser = humantime::parse_duration)]
+    scan_interval: Duration,
+    /// A lease is lost when its worker sends no heartbeat for this long.
+    #[arg(long, env = "BLOCKSCONVERT_LEASE_TTL", default_value = "2m", value_parser = humantime::parse_duration)]
+    lease_ttl: Duration,
+    /// Heartbeat period told to workers (well below --lease-ttl).
+    #[arg(long, env = "BLOCKSCONVERT_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration)]
+    heartbeat: Duration,
+    /// Lease lifetime of Cortex workers (they only rewrite progress files).
+    #[arg(long, env = "BLOCKSCONVERT_LEGACY_LEASE_TTL", alias = "scheduler.max-progress-file-age", default_value = "30m", value_parser = humantime::parse_duration)]
+    legacy_lease_ttl: Duration,
+    /// Failed attempts before a plan is quarantined (`.error`).
+    #[arg(long, env = "BLOCKSCONVERT_MAX_ATTEMPTS", default_value_t = 5)]
+    max_attempts: u32,
+    /// Wait before the first retry; doubles per failure.
+    #[arg(long, env = "BLOCKSCONVERT_RETRY_BACKOFF", default_value = "30s", value_parser = humantime::parse_duration)]
+    retry_backoff: Duration,
+    /// Longest wait before a retry.
+    #[arg(long, env = "BLOCKSCONVERT_RETRY_BACKOFF_MAX", default_value = "30m", value_parser = humantime::parse_duration)]
+    retry_backoff_max: Duration,
+    /// Hand-out order of days.
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_ORDER",
+        value_enum,
+        default_value = "newest-first"
+    )]
+    order: Order,
+    /// Take turns between tenants so one giant tenant does not starve the others.
+    #[arg(long, env = "BLOCKSCONVERT_FAIR_TENANTS")]
+    fair_tenants: bool,
+    /// Serve only these tenants (repeat or comma-separate; default all).
+    #[arg(
+        long = "tenant",
+        env = "BLOCKSCONVERT_TENANTS",
+        alias = "scheduler.allowed-users",
+        value_delimiter = ','
+    )]
+    tenants: Vec<String>,
+    /// Skip tenants matching this regex (wins over --tenant).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_IGNORE_TENANTS_REGEX",
+        alias = "scheduler.ignore-users-regex"
+    )]
+    ignore_tenants_regex: Option<String>,
+    /// Longest long-poll of a Lease call.
+    #[arg(long, env = "BLOCKSCONVERT_MAX_LEASE_WAIT", default_value = "20s", value_parser = humantime::parse_duration)]
+    max_lease_wait: Duration,
+    #[command(flatten)]
+    storage: StorageOptions,
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Args = match config_file::parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run(args)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// How workers open the plans: the URL as given, local directories made absolute.
+fn plans_url(spec: &str) -> anyhow::Result<String> {
+    if spec.contains("://") {
+        return Ok(spec.to_owned());
+    }
+    let dir = std::path::Path::new(spec);
+    Ok(std::fs::canonicalize(dir)
+        .with_context(|| format!("--plans {spec}"))?
+        .display()
+        .to_string())
+}
+
+async fn run(a: Args) -> anyhow::Result<()> {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    scheduling::metrics::describe();
+    if a.heartbeat * 2 > a.lease_ttl {
+        anyhow::bail!(
+            "--heartbeat {:?} must be at most half of --lease-ttl {:?}",
+            a.heartbeat,
+            a.lease_ttl
+        );
+    }
+    let plans = StoreLocation::open(&a.plans, &a.storage, true).context("--plans")?;
+    let cfg = SchedulerConfig {
+        tool: a.tool.clone(),
+        registry: RegistryConfig {
+            order: match a.order {
+                Order::NewestFirst => QueueOrder::NewestFirst,
+                Order::OldestFirst => QueueOrder::OldestFirst,
+            },
+            fair: a.fair_tenants,
+            max_attempts: a.max_attempts.max(1),
+            backoff_min: a.retry_backoff,
+            backoff_max: a.retry_backoff_max,
+            lease_ttl: a.lease_ttl,
+            legacy_lease_ttl: a.legacy_lease_ttl,
+        },
+        heartbeat: a.heartbeat,
+        scan_interval: a.scan_interval,
+        max_wait: a.max_lease_wait,
+        tenants: TenantFilter::new(&a.tenants, a.ignore_tenants_regex.as_deref())?,
+    };
+    let scheduler = Arc::new(Scheduler::new(cfg, plans, plans_url(&a.plans)?));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = Shutdown(stop_rx);
+
+    let grpc = tokio::net::TcpListener::bind(a.grpc_listen)
+        .await
+        .with_context(|| format!("--grpc-listen {}", a.grpc_listen))?;
+    let http = tokio::net::TcpListener::bind(a.http_listen)
+        .await
+        .with_context(|| format!("--http-listen {}", a.http_listen))?;
+    tracing::info!(plans = %a.plans, grpc = %a.grpc_listen, http = %a.http_listen, "scheduler starting");
+
+    let background = {
+        let (s, sd) = (Arc::clone(&scheduler), shutdown.clone());
+        tokio::spawn(async move { s.run_background(sd).await })
+    };
+    let grpc_server = {
+        let svc = blocksconvert_proto::scheduler_server::SchedulerServer::new(
+            scheduling::grpc::SchedulerService(Arc::clone(&scheduler)),
+        );
+        let sd = shutdown.clone();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(grpc),
+                    async move { while !sd.wait_for(Duration::from_secs(3600)).await {} },
+                ),
+        )
+    };
+    let http_server = {
+        let render: scheduling::http::MetricsRender = Arc::new(move || recorder.render());
+        let app = scheduling::http::router(Arc::clone(&scheduler), render);
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(http, app)
+                .with_graceful_shutdown(async move {
+                    while !sd.wait_for(Duration::from_secs(3600)).await {}
+                })
+                .await
+        })
+    };
+
+    wait_for_signal().await;
+    tracing::info!("signal received: stopping (all state is in the bucket)");
+    let _ = stop_tx.send(true);
+    let stop = async {
+        let _ = background.await;
+        if let Ok(Err(e)) = grpc_server.await {
+            tracing::warn!(error = %e, "gRPC server stopped with an error");
+        }
+        if let Ok(Err(e)) = http_server.await {
+            tracing::warn!(error = %e, "HTTP server stopped with an error");
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), stop)
+        .await
+        .is_err()
+    {
+        tracing::warn!("servers did not stop within 10s; exiting");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

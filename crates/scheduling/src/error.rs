@@ -1,0 +1,66 @@
+//! The scheduler's errors and the one place they are mapped to gRPC and HTTP codes.
+
+use storage::StorageError;
+
+use crate::registry::LeaseError;
+
+/// Why a scheduler request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The first listing of the bucket has not finished (after a start or restart).
+    #[error("the scheduler is still reading the bucket; retry shortly")]
+    NotReady,
+    /// The request came from another tool (W15: builders and cleaners never share a queue).
+    #[error("this scheduler serves {serves} workers, not {asked:?}")]
+    WrongTool {
+        /// Tool that asked.
+        asked: String,
+        /// Tool served.
+        serves: String,
+    },
+    /// The caller does not hold the lease it reports on.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// The request is malformed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A marker could not be read or written.
+    #[error("{what}: {source}")]
+    Storage {
+        /// What was being done.
+        what: String,
+        /// The store's error.
+        source: StorageError,
+    },
+}
+
+impl SchedulerError {
+    pub(crate) fn storage(what: impl Into<String>) -> impl FnOnce(StorageError) -> Self {
+        let what = what.into();
+        move |source| Self::Storage { what, source }
+    }
+
+    /// gRPC code (workers retry Unavailable; FailedPrecondition means "drop that plan").
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            Self::NotReady | Self::Storage { .. } => tonic::Code::Unavailable,
+            Self::WrongTool { .. } | Self::Lease(_) => tonic::Code::FailedPrecondition,
+            Self::BadRequest(_) => tonic::Code::InvalidArgument,
+        }
+    }
+
+    /// HTTP status for the admin endpoints.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::NotReady | Self::Storage { .. } => 503,
+            Self::WrongTool { .. } | Self::Lease(_) => 409,
+            Self::BadRequest(_) => 400,
+        }
+    }
+}
+
+impl From<SchedulerError> for tonic::Status {
+    fn from(e: SchedulerError) -> Self {
+        tonic::Status::new(e.grpc_code(), e.to_string())
+    }
+}

@@ -1,0 +1,113 @@
+//! Metric names of the scheduler (`cortex_blocksconvert_scheduler_*`); gauges are set
+//! from the registry once a second, counters at each event, never per sample.
+
+use crate::registry::{Registry, STATUS_NAMES};
+
+/// Plans per status (label `status`).
+pub const PLANS: &str = "cortex_blocksconvert_scheduler_plans";
+/// Plans ready to lease.
+pub const QUEUE_LENGTH: &str = "cortex_blocksconvert_scheduler_queue_length";
+/// Oldest queued day (Unix seconds of its start).
+pub const QUEUE_OLDEST_DAY: &str =
+    "cortex_blocksconvert_scheduler_queue_oldest_day_timestamp_seconds";
+/// Newest queued day (Unix seconds of its start).
+pub const QUEUE_NEWEST_DAY: &str =
+    "cortex_blocksconvert_scheduler_queue_newest_day_timestamp_seconds";
+/// Plans waiting for a retry.
+pub const WAITING: &str = "cortex_blocksconvert_scheduler_plans_waiting_retry";
+/// Active leases.
+pub const LEASES_ACTIVE: &str = "cortex_blocksconvert_scheduler_leases_active";
+/// Leases granted (label `api`: lease or next_plan).
+pub const LEASES_GRANTED: &str = "cortex_blocksconvert_scheduler_leases_granted_total";
+/// Leases that expired without a heartbeat.
+pub const LEASE_EXPIRIES: &str = "cortex_blocksconvert_scheduler_lease_expiries_total";
+/// Leases released by their worker.
+pub const LEASES_RELEASED: &str = "cortex_blocksconvert_scheduler_leases_released_total";
+/// Plans finished.
+pub const PLANS_COMPLETED: &str = "cortex_blocksconvert_scheduler_plans_completed_total";
+/// Failed attempts that will be retried.
+pub const RETRIES: &str = "cortex_blocksconvert_scheduler_retries_total";
+/// Plans quarantined (`.error` written).
+pub const QUARANTINES: &str = "cortex_blocksconvert_scheduler_quarantines_total";
+/// Attempts another scheduler had already taken (create-if-absent refused).
+pub const ATTEMPT_CONFLICTS: &str = "cortex_blocksconvert_scheduler_attempt_conflicts_total";
+/// Bucket operations that failed (label `op`).
+pub const STORE_ERRORS: &str = "cortex_blocksconvert_scheduler_store_errors_total";
+/// RPC latency (labels `method`, `code`).
+pub const RPC_SECONDS: &str = "cortex_blocksconvert_scheduler_rpc_duration_seconds";
+/// Full listings of the bucket.
+pub const SCANS: &str = "cortex_blocksconvert_scheduler_scans_total";
+/// Duration of the last full listing.
+pub const SCAN_SECONDS: &str = "cortex_blocksconvert_scheduler_last_scan_duration_seconds";
+/// Requests refused because they came from another tool (W15).
+pub const WRONG_TOOL: &str = "cortex_blocksconvert_scheduler_wrong_tool_requests_total";
+
+/// Registers help texts.
+pub fn describe() {
+    use ::metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        PLANS,
+        "Plans by status (new, waiting, starting, leased, finished, error, invalid)."
+    );
+    describe_gauge!(QUEUE_LENGTH, "Plans ready to be leased.");
+    describe_gauge!(
+        QUEUE_OLDEST_DAY,
+        "Start of the oldest queued day, Unix seconds."
+    );
+    describe_gauge!(
+        QUEUE_NEWEST_DAY,
+        "Start of the newest queued day, Unix seconds."
+    );
+    describe_gauge!(WAITING, "Plans waiting for their retry backoff.");
+    describe_gauge!(LEASES_ACTIVE, "Plans currently leased to workers.");
+    describe_counter!(LEASES_GRANTED, "Leases granted.");
+    describe_counter!(
+        LEASE_EXPIRIES,
+        "Leases that expired without a heartbeat (re-queued as a failed attempt)."
+    );
+    describe_counter!(
+        LEASES_RELEASED,
+        "Leases given back unfinished by their worker."
+    );
+    describe_counter!(PLANS_COMPLETED, "Plans finished by workers.");
+    describe_counter!(RETRIES, "Failed attempts queued for a retry.");
+    describe_counter!(QUARANTINES, "Plans quarantined with an .error marker.");
+    describe_counter!(
+        ATTEMPT_CONFLICTS,
+        "Hand-outs refused because the attempt marker already existed."
+    );
+    describe_counter!(STORE_ERRORS, "Failed bucket operations.");
+    describe_histogram!(
+        RPC_SECONDS,
+        ::metrics::Unit::Seconds,
+        "gRPC request latency."
+    );
+    describe_counter!(SCANS, "Full listings of the plans bucket.");
+    describe_gauge!(
+        SCAN_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Duration of the last full listing."
+    );
+    describe_counter!(WRONG_TOOL, "Requests from another tool, refused (W15).");
+}
+
+/// Sets the gauges from the registry.
+pub fn update_gauges(reg: &Registry) {
+    for (name, n) in STATUS_NAMES.iter().zip(reg.counts()) {
+        ::metrics::gauge!(PLANS, "status" => *name).set(n as f64);
+    }
+    ::metrics::gauge!(QUEUE_LENGTH).set(reg.queue().len() as f64);
+    ::metrics::gauge!(WAITING).set(reg.waiting_len() as f64);
+    ::metrics::gauge!(LEASES_ACTIVE).set(reg.counts()[3] as f64);
+    let day_secs = |d: i32| f64::from(d) * 86_400.0;
+    match reg.queue().day_range() {
+        Some((lo, hi)) => {
+            ::metrics::gauge!(QUEUE_OLDEST_DAY).set(day_secs(lo));
+            ::metrics::gauge!(QUEUE_NEWEST_DAY).set(day_secs(hi));
+        }
+        None => {
+            ::metrics::gauge!(QUEUE_OLDEST_DAY).set(0.0);
+            ::metrics::gauge!(QUEUE_NEWEST_DAY).set(0.0);
+        }
+    }
+}

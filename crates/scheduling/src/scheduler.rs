@@ -1,0 +1,850 @@
+//! The scheduler: leases plans to workers and keeps the bucket's markers (the source of
+//! truth) and its in-memory [`Registry`] in step on every request.
+//!
+//! Lease protocol, per hand-out of plan `<base>` as attempt `n`:
+//! 1. `<base>.attempt.<n>` is created *if absent*. Two schedulers (a restart that
+//!    overlaps the old process, a mis-deployed second replica) can never both lease
+//!    attempt `n`: the loser treats the plan as held elsewhere.
+//! 2. `<base>.starting.<ts>` (Cortex's progress file) is written, then the lease is
+//!    answered. Heartbeats replace it by `<base>.inprogress.<ts>` every third of the
+//!    lease TTL, so a restarted scheduler finds every live lease in the bucket and never
+//!    hands it out again (W4); it judges the lease's age by the marker's LastModified
+//!    against the store's own clock, not by timestamps of other hosts (W2/W5).
+//! 3. Completion writes `<base>.finished.<ULID>`; a failure writes `<base>.failed.<n>`
+//!    (history) and, once fatal or after `max_attempts`, `<base>.error` (quarantine,
+//!    W1); an expired lease is a retriable failure, not an error (W2). Progress files
+//!    are deleted last, so a crash in between leaves an outcome that the next listing
+//!    still reads correctly.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use scan::select::TenantFilter;
+use serde::Serialize;
+use storage::StoreLocation;
+use tokio::sync::Notify;
+
+use crate::error::SchedulerError;
+use crate::markers::{self, Marker};
+use crate::metrics as m;
+use crate::registry::{
+    FailureOutcome, FailureRecord, Handout, Lease, Millis, PlanRecord, Registry, RegistryConfig,
+    Status, WorkProgress, ms,
+};
+
+/// Directory (under the plans location) of the scheduler's own objects; it matches no
+/// plan name, so Cortex tools ignore it.
+pub const STATE_DIR: &str = ".blocksconvert-scheduler";
+
+/// Scheduler settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Tool served (`builder`); requests naming another tool are refused (W15).
+    pub tool: String,
+    /// Queue, retry and lease policies.
+    pub registry: RegistryConfig,
+    /// Heartbeat period told to workers (keep it well below the lease TTL).
+    pub heartbeat: Duration,
+    /// Period of full listings (new plans, markers written by Cortex workers).
+    pub scan_interval: Duration,
+    /// Longest long-poll a worker may ask for.
+    pub max_wait: Duration,
+    /// Tenants whose plans are served.
+    pub tenants: TenantFilter,
+}
+
+/// A lease handed to a worker.
+#[derive(Debug, Clone)]
+pub struct GrantedLease {
+    /// Plan key relative to the plans location.
+    pub plan: String,
+    /// Full URL of the plan.
+    pub plan_url: String,
+    /// Cortex-style progress file (relative to the plans location).
+    pub progress_key: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Tenant.
+    pub tenant: String,
+    /// Day index.
+    pub day: i32,
+}
+
+/// What a worker reports about a lease in its heartbeat.
+#[derive(Debug, Clone)]
+pub struct HeartbeatItem {
+    /// Plan key or base.
+    pub plan: String,
+    /// Attempt.
+    pub attempt: u32,
+    /// Progress.
+    pub progress: WorkProgress,
+}
+
+/// Statistics of a finished plan (logged with the completion).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CompletionStats {
+    /// Series written.
+    pub series: u64,
+    /// Samples written.
+    pub samples: u64,
+    /// Chunks in the plan.
+    pub chunks: u64,
+    /// Missing or bad chunks.
+    pub bad_chunks: u64,
+    /// Block bytes.
+    pub block_bytes: u64,
+    /// Build time.
+    pub duration_ms: u64,
+    /// complete / finished_with_gaps.
+    pub status: String,
+}
+
+/// The scheduler service (shared by the gRPC and HTTP servers).
+pub struct Scheduler {
+    cfg: SchedulerConfig,
+    plans: StoreLocation,
+    plans_url: String,
+    reg: Mutex<Registry>,
+    wake: Notify,
+    ready: AtomicBool,
+    epoch: Instant,
+    scanning: tokio::sync::Mutex<()>,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The plan base of a key or base (`acme/18584.plan.snappy` → `acme/18584`).
+pub fn plan_base(plan: &str) -> &str {
+    for suffix in markers::PLAN_SUFFIXES {
+        if let Some(b) = plan.strip_suffix(suffix) {
+            return b;
+        }
+    }
+    plan
+}
+
+#[derive(Default)]
+struct BaseFiles {
+    plans: Vec<String>,
+    progress: Vec<(String, i64)>,
+    finished: Vec<String>,
+    error: Option<String>,
+    attempts: u32,
+    failed: Vec<(u32, String)>,
+    retried: u32,
+}
+
+impl Scheduler {
+    /// A scheduler over the plans at `plans` (`plans_url` is how workers open it).
+    pub fn new(cfg: SchedulerConfig, plans: StoreLocation, plans_url: String) -> Self {
+        Self {
+            reg: Mutex::new(Registry::new(cfg.registry.clone())),
+            cfg,
+            plans,
+            plans_url: plans_url.trim_end_matches('/').to_owned(),
+            wake: Notify::new(),
+            ready: AtomicBool::new(false),
+            epoch: Instant::now(),
+            scanning: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.cfg
+    }
+
+    /// Whether the first listing is done (before that, nothing is handed out: W4).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    fn now(&self) -> Millis {
+        self.epoch.elapsed().as_millis() as Millis
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        // A panic while holding the lock is a bug; the state itself stays consistent
+        // enough to keep serving (every change is a single set_status).
+        self.reg.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the registry (status page, tests, benchmarks).
+    pub fn with_registry<T>(&self, f: impl FnOnce(&Registry) -> T) -> T {
+        f(&self.registry())
+    }
+
+    fn check_ready(&self) -> Result<(), SchedulerError> {
+        if self.is_ready() {
+            Ok(())
+        } else {
+            Err(SchedulerError::NotReady)
+        }
+    }
+
+    fn check_tool(&self, tool: &str) -> Result<(), SchedulerError> {
+        if tool.is_empty() || tool == self.cfg.tool {
+            return Ok(());
+        }
+        ::metrics::counter!(m::WRONG_TOOL).increment(1);
+        Err(SchedulerError::WrongTool {
+            asked: tool.to_owned(),
+            serves: self.cfg.tool.clone(),
+        })
+    }
+
+    /// The object store's current time in Unix ms: a probe object's LastModified, so
+    /// ages of markers are differences of the store's own timestamps (W2/W5).
+    async fn store_now(&self) -> Result<i64, SchedulerError> {
+        let key = format!("{STATE_DIR}/clock");
+        let what = "reading the object store's clock";
+        self.plans
+            .put(&key, unix_now().to_string().into_bytes())
+            .await
+            .map_err(SchedulerError::storage(what))?;
+        let meta = self
+            .plans
+            .head(&key)
+            .await
+            .map_err(SchedulerError::storage(what))?;
+        Ok(meta.last_modified.timestamp_millis())
+    }
+
+    /// Lists the whole plans location and merges it into the registry (new plans,
+    /// markers written by other tools, leases after a restart). Hand-outs go on
+    /// meanwhile; changes they make are newer than the listing and are kept (W3).
+    pub async fn scan(&self) -> Result<(), SchedulerError> {
+        let _one_at_a_time = self.scanning.lock().await;
+        let started = Instant::now();
+        let scan_version = self.registry().generation();
+        let store_now = self.store_now().await?;
+        let now = self.now();
+        let listing = self
+            .plans
+            .list("")
+            .await
+            .map_err(SchedulerError::storage("listing the plans"))?;
+        let mut bases: HashMap<String, BaseFiles> = HashMap::new();
+        for (key, meta) in listing {
+            if key.starts_with(STATE_DIR) {
+                continue;
+            }
+            let lm = meta.last_modified.timestamp_millis();
+            let marker = Marker::classify(&key);
+            let base = match &marker {
+                Marker::Plan { base }
+                | Marker::Progress { base, .. }
+                | Marker::Finished { base, .. }
+                | Marker::Error { base }
+                | Marker::Attempt { base, .. }
+                | Marker::Failed { base, .. }
+                | Marker::Retried { base, .. } => base.clone(),
+                Marker::Other => continue,
+            };
+            let tenant = base.rsplit_once('/').map_or("", |(t, _)| t);
+            if !self.cfg.tenants.accepts(tenant) {
+                continue;
+            }
+            let files = bases.entry(base).or_default();
+            match marker {
+                Marker::Plan { .. } => files.plans.push(key),
+                Marker::Progress { .. } => files.progress.push((key, lm)),
+                Marker::Finished { id, .. } => files.finished.push(id),
+                Marker::Error { .. } => files.error = Some(key),
+                Marker::Attempt { n, .. } => files.attempts = files.attempts.max(n),
+                Marker::Failed { n, .. } => files.failed.push((n, key)),
+                Marker::Retried { n, .. } => files.retried = files.retried.max(n),
+                Marker::Other => {}
+            }
+        }
+        let mut records = Vec::with_capacity(bases.len());
+        for (base, files) in bases {
+            records.push(self.derive(base, files, store_now, now).await);
+        }
+        {
+            let mut reg = self.registry();
+            reg.apply_scan(records, scan_version);
+            m::update_gauges(&reg);
+        }
+        self.ready.store(true, Ordering::Release);
+        self.wake.notify_waiters();
+        ::metrics::counter!(m::SCANS).increment(1);
+        ::metrics::gauge!(m::SCAN_SECONDS).set(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Turns one base's files into a record (Cortex's status rules, §4, then ours).
+    async fn derive(&self, base: String, f: BaseFiles, store_now: i64, now: Millis) -> PlanRecord {
+        let plan_key = f.plans.first().cloned().unwrap_or_default();
+        let mut rec = PlanRecord::new(&base, &plan_key);
+        let known = self.registry().get(&base).cloned();
+        rec.reset_after = f.retried;
+        rec.last_attempt = f
+            .attempts
+            .max(f.retried)
+            .max(f.failed.iter().map(|(n, _)| *n).max().unwrap_or(0));
+        let mut failed = f.failed;
+        failed.sort();
+        for (n, key) in &failed {
+            let cached = known
+                .as_ref()
+                .and_then(|k| k.failures.iter().find(|x| x.attempt == *n).cloned());
+            let record = match cached {
+                Some(c) => c,
+                None => match self.plans.get(key).await {
+                    Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| FailureRecord {
+                        attempt: *n,
+                        worker: "?".into(),
+                        retriable: true,
+                        error: format!("unreadable failure record {key}: {e}"),
+                        at_unix: 0,
+                    }),
+                    Err(e) => FailureRecord {
+                        attempt: *n,
+                        worker: "?".into(),
+                        retriable: true,
+                        error: format!("failure record {key} could not be read: {e}"),
+                        at_unix: 0,
+                    },
+                },
+            };
+            rec.failures.push(record);
+        }
+        let to_local = |lm: i64| now - (store_now - lm).max(0);
+        rec.status = if f.plans.len() != 1
+            || f.finished.len() > 1
+            || (f.finished.len() == 1 && f.error.is_some())
+        {
+            let reason = if f.plans.is_empty() {
+                "markers without a plan".to_owned()
+            } else if f.plans.len() > 1 {
+                format!("several plan files: {}", f.plans.join(", "))
+            } else if f.finished.len() > 1 {
+                format!("several finished markers: {}", f.finished.join(", "))
+            } else {
+                "both finished and error markers exist".to_owned()
+            };
+            Status::Invalid { reason }
+        } else if let Some(id) = f.finished.first() {
+            Status::Finished { id: id.clone() }
+        } else if let Some(key) = &f.error {
+            let reason = match known.map(|k| k.status) {
+                Some(Status::Error { reason }) => reason,
+                _ => match self.plans.get(key).await {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Err(e) => format!("(the error marker could not be read: {e})"),
+                },
+            };
+            Status::Error { reason }
+        } else {
+            let attempt_ended =
+                failed.iter().any(|(n, _)| *n == f.attempts) || f.attempts <= f.retried;
+            let newest = f.progress.iter().map(|(_, lm)| *lm).max();
+            match newest {
+                Some(lm) if !(attempt_ended && f.attempts > 0) => {
+                    let legacy = f.attempts == 0;
+                    let ttl = if legacy {
+                        self.cfg.registry.legacy_lease_ttl
+                    } else {
+                        self.cfg.registry.lease_ttl
+                    };
+                    Status::Leased(Lease {
+                        worker: "(from bucket)".into(),
+                        attempt: f.attempts,
+                        legacy,
+                        granted: to_local(lm),
+                        last_heartbeat: to_local(lm),
+                        ttl,
+                        progress: WorkProgress::default(),
+                        markers: f.progress.iter().map(|(k, _)| k.clone()).collect(),
+                        marker_written: to_local(lm),
+                        closing: false,
+                    })
+                }
+                _ => {
+                    rec.stale_markers = f.progress.iter().map(|(k, _)| k.clone()).collect();
+                    let counted = rec.counted_failures();
+                    if counted >= self.cfg.registry.max_attempts {
+                        Status::Error {
+                            reason: format!(
+                                "plan {base} gave up after {counted} failed attempts (its .error marker was not written)"
+                            ),
+                        }
+                    } else if counted > 0 {
+                        // Failure markers are never rewritten: the newest one's age
+                        // stands for the time of the last failure.
+                        let last = failed.last().map(|(n, _)| *n).unwrap_or(0);
+                        let since = self
+                            .plans
+                            .head(&markers::failed(&base, last))
+                            .await
+                            .map_or(now, |meta| to_local(meta.last_modified.timestamp_millis()));
+                        Status::Waiting {
+                            until: since + ms(self.cfg.registry.backoff(counted)),
+                        }
+                    } else {
+                        Status::New
+                    }
+                }
+            }
+        };
+        rec
+    }
+
+    async fn delete_markers(&self, keys: &[String]) {
+        for key in keys {
+            if let Err(e) = self.plans.delete(key).await {
+                ::metrics::counter!(m::STORE_ERRORS, "op" => "delete").increment(1);
+                tracing::warn!(marker = %key, error = %e, "cannot delete an old progress marker (harmless: the plan's outcome marker decides)");
+            }
+        }
+    }
+
+    /// Hands out one plan: attempt marker (create-if-absent), starting marker, lease.
+    async fn hand_out(
+        &self,
+        worker: &str,
+        legacy: bool,
+    ) -> Result<Option<GrantedLease>, SchedulerError> {
+        loop {
+            let Some(h) = self.registry().take_next(self.now()) else {
+                return Ok(None);
+            };
+            match self.write_handout(&h, worker).await {
+                Ok(progress_key) => {
+                    self.registry()
+                        .grant(&h, worker, legacy, progress_key.clone(), self.now());
+                    ::metrics::counter!(m::LEASES_GRANTED, "api" => if legacy { "next_plan" } else { "lease" })
+                        .increment(1);
+                    tracing::info!(plan = %h.base, attempt = h.attempt, worker, "leased");
+                    return Ok(Some(GrantedLease {
+                        plan_url: format!("{}/{}", self.plans_url, h.plan_key),
+                        plan: h.plan_key,
+                        progress_key,
+                        attempt: h.attempt,
+                        tenant: h.tenant,
+                        day: h.day,
+                    }));
+                }
+                Err(e) if matches!(&e, SchedulerError::Storage { source, .. } if source.is_already_exists()) =>
+                {
+                    ::metrics::counter!(m::ATTEMPT_CONFLICTS).increment(1);
+                    tracing::warn!(plan = %h.base, attempt = h.attempt, "attempt already taken by another scheduler; treating the plan as held");
+                    self.registry().attempt_taken(&h, self.now());
+                }
+                Err(e) => {
+                    ::metrics::counter!(m::STORE_ERRORS, "op" => "lease").increment(1);
+                    self.registry().abort_handout(&h);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn write_handout(&self, h: &Handout, worker: &str) -> Result<String, SchedulerError> {
+        self.delete_markers(&h.stale_markers).await;
+        let body =
+            serde_json::json!({ "worker": worker, "attempt": h.attempt, "at_unix": unix_now() });
+        let attempt_key = markers::attempt(&h.base, h.attempt);
+        self.plans
+            .put_if_absent(&attempt_key, body.to_string().into_bytes())
+            .await
+            .map_err(SchedulerError::storage(format!("creating {attempt_key}")))?;
+        let progress_key = markers::starting(&h.base, unix_now());
+        self.plans
+            .put(&progress_key, body.to_string().into_bytes())
+            .await
+            .map_err(SchedulerError::storage(format!("writing {progress_key}")))?;
+        Ok(progress_key)
+    }
+
+    /// Leases up to `capacity` plans, waiting up to `wait` for the first one.
+    pub async fn lease(
+        &self,
+        worker: &str,
+        capacity: u32,
+        tool: &str,
+        wait: Duration,
+    ) -> Result<Vec<GrantedLease>, SchedulerError> {
+        self.check_tool(tool)?;
+        if worker.is_empty() {
+            return Err(SchedulerError::BadRequest(
+                "a lease needs a worker name".into(),
+            ));
+        }
+        let deadline = Instant::now() + wait.min(self.cfg.max_wait);
+        loop {
+            if self.is_ready() {
+                let mut out = Vec::new();
+                while out.len() < capacity.max(1) as usize {
+                    match self.hand_out(worker, false).await {
+                        Ok(Some(l)) => out.push(l),
+                        Ok(None) => break,
+                        Err(e) if out.is_empty() => return Err(e),
+                        Err(_) => break,
+                    }
+                }
+                if !out.is_empty() {
+                    return Ok(out);
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return if self.is_ready() {
+                    Ok(Vec::new())
+                } else {
+                    Err(SchedulerError::NotReady)
+                };
+            }
+            // Woken by a release, retry or scan; re-checked at least every second for
+            // plans whose backoff ended.
+            let _ =
+                tokio::time::timeout(left.min(Duration::from_secs(1)), self.wake.notified()).await;
+        }
+    }
+
+    /// Cortex's `NextPlan`: one plan for a Cortex worker, paths relative to the bucket.
+    /// The lease is judged by the progress files the worker rewrites itself.
+    pub async fn next_plan(
+        &self,
+        name: &str,
+        tool: &str,
+    ) -> Result<Option<(String, String)>, SchedulerError> {
+        self.check_tool(tool)?;
+        if !self.is_ready() {
+            return Ok(None);
+        }
+        let worker = if name.is_empty() {
+            "cortex-worker"
+        } else {
+            name
+        };
+        Ok(self.hand_out(worker, true).await?.map(|l| {
+            (
+                self.plans.path(&l.plan).to_string(),
+                self.plans.path(&l.progress_key).to_string(),
+            )
+        }))
+    }
+
+    /// Extends the worker's leases; returns the ones it no longer holds, with reasons.
+    pub async fn heartbeat(
+        &self,
+        worker: &str,
+        items: Vec<HeartbeatItem>,
+    ) -> Result<Vec<(String, u32, String)>, SchedulerError> {
+        self.check_ready()?;
+        let mut lost = Vec::new();
+        for item in items {
+            let base = plan_base(&item.plan).to_owned();
+            let res =
+                self.registry()
+                    .heartbeat(&base, item.attempt, worker, item.progress, self.now());
+            match res {
+                Ok(None) => {}
+                Ok(Some(old)) => {
+                    let key = markers::inprogress(&base, unix_now());
+                    if old.contains(&key) {
+                        continue;
+                    }
+                    let body = serde_json::json!({ "worker": worker, "attempt": item.attempt });
+                    match self.plans.put(&key, body.to_string().into_bytes()).await {
+                        Ok(()) => {
+                            self.delete_markers(&old).await;
+                            self.registry()
+                                .marker_replaced(&base, item.attempt, &old, key);
+                        }
+                        Err(e) => {
+                            ::metrics::counter!(m::STORE_ERRORS, "op" => "heartbeat").increment(1);
+                            tracing::warn!(plan = %base, error = %e, "cannot refresh the progress marker; the lease stays valid in memory");
+                        }
+                    }
+                }
+                Err(e) => lost.push((item.plan, item.attempt, e.to_string())),
+            }
+        }
+        Ok(lost)
+    }
+
+    /// The worker uploaded the plan's block: `<base>.finished.<ulid>`.
+    pub async fn complete(
+        &self,
+        worker: &str,
+        plan: &str,
+        attempt: u32,
+        ulid: &str,
+        stats: &CompletionStats,
+    ) -> Result<(), SchedulerError> {
+        self.check_ready()?;
+        let base = plan_base(plan).to_owned();
+        if ulid.is_empty() || !ulid.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(SchedulerError::BadRequest(format!(
+                "block id {ulid:?} is not a ULID"
+            )));
+        }
+        let old = match self.registry().begin_close(&base, attempt, worker) {
+            Ok(old) => old,
+            // A repeated completion (the answer to the first was lost) is fine.
+            Err(_) if self.registry().finished_with(&base, ulid) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let key = markers::finished(&base, ulid);
+        match self
+            .plans
+            .put_if_absent(&key, ulid.as_bytes().to_vec())
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => {
+                ::metrics::counter!(m::STORE_ERRORS, "op" => "complete").increment(1);
+                self.registry().abort_close(&base, attempt);
+                return Err(SchedulerError::storage(format!("writing {key}"))(e));
+            }
+        }
+        self.delete_markers(&old).await;
+        self.registry().finish(&base, ulid);
+        ::metrics::counter!(m::PLANS_COMPLETED).increment(1);
+        tracing::info!(plan = %base, attempt, worker, block = ulid, series = stats.series, samples = stats.samples, bad_chunks = stats.bad_chunks, status = %stats.status, "finished");
+        Ok(())
+    }
+
+    async fn close_with_failure(
+        &self,
+        base: &str,
+        f: FailureRecord,
+        old: &[String],
+    ) -> Result<FailureOutcome, SchedulerError> {
+        let outcome = self.registry().failure_outcome(base, &f, self.now());
+        let key = markers::failed(base, f.attempt);
+        let body = serde_json::to_vec(&f).unwrap_or_default();
+        self.plans
+            .put(&key, body)
+            .await
+            .map_err(SchedulerError::storage(format!("writing {key}")))?;
+        if let FailureOutcome::Quarantine { reason } = &outcome {
+            let key = markers::error(base);
+            self.plans
+                .put(&key, reason.clone().into_bytes())
+                .await
+                .map_err(SchedulerError::storage(format!("writing {key}")))?;
+            ::metrics::counter!(m::QUARANTINES).increment(1);
+            tracing::error!(plan = base, reason = %reason, "plan quarantined");
+        } else {
+            ::metrics::counter!(m::RETRIES).increment(1);
+            tracing::warn!(plan = base, attempt = f.attempt, worker = %f.worker, error = %f.error, "attempt failed; will retry");
+        }
+        self.delete_markers(old).await;
+        self.registry().record_failure(base, f, &outcome);
+        Ok(outcome)
+    }
+
+    /// The worker's attempt failed.
+    pub async fn fail(
+        &self,
+        worker: &str,
+        plan: &str,
+        attempt: u32,
+        retriable: bool,
+        error: &str,
+    ) -> Result<(bool, u32), SchedulerError> {
+        self.check_ready()?;
+        let base = plan_base(plan).to_owned();
+        let old = self.registry().begin_close(&base, attempt, worker)?;
+        let f = FailureRecord {
+            attempt,
+            worker: worker.to_owned(),
+            retriable,
+            error: error.to_owned(),
+            at_unix: unix_now(),
+        };
+        match self.close_with_failure(&base, f, &old).await {
+            Ok(outcome) => {
+                let failures = self
+                    .registry()
+                    .get(&base)
+                    .map_or(0, PlanRecord::counted_failures);
+                Ok((
+                    matches!(outcome, FailureOutcome::Quarantine { .. }),
+                    failures,
+                ))
+            }
+            Err(e) => {
+                ::metrics::counter!(m::STORE_ERRORS, "op" => "fail").increment(1);
+                self.registry().abort_close(&base, attempt);
+                Err(e)
+            }
+        }
+    }
+
+    /// The worker gives the plan back unfinished; queued again at once.
+    pub async fn release(
+        &self,
+        worker: &str,
+        plan: &str,
+        attempt: u32,
+        reason: &str,
+    ) -> Result<(), SchedulerError> {
+        self.check_ready()?;
+        let base = plan_base(plan).to_owned();
+        let old = self.registry().begin_close(&base, attempt, worker)?;
+        self.delete_markers(&old).await;
+        self.registry().released(&base);
+        self.wake.notify_waiters();
+        ::metrics::counter!(m::LEASES_RELEASED).increment(1);
+        tracing::info!(plan = %base, attempt, worker, reason, "lease released");
+        Ok(())
+    }
+
+    /// Re-queues (as failed attempts) leases whose worker went silent.
+    pub async fn expire_leases(&self) {
+        let expired = self.registry().take_expired(self.now());
+        for e in expired {
+            ::metrics::counter!(m::LEASE_EXPIRIES).increment(1);
+            let f = FailureRecord {
+                attempt: e.attempt,
+                worker: e.worker.clone(),
+                retriable: true,
+                error: format!(
+                    "lease expired: no sign of life from {} for {:.0?}",
+                    e.worker, e.silent_for
+                ),
+                at_unix: unix_now(),
+            };
+            if let Err(err) = self.close_with_failure(&e.base, f, &e.markers).await {
+                ::metrics::counter!(m::STORE_ERRORS, "op" => "expire").increment(1);
+                tracing::warn!(plan = %e.base, error = %err, "cannot record an expired lease; will try again");
+                self.registry().abort_close(&e.base, e.attempt);
+            }
+        }
+        self.wake.notify_waiters();
+    }
+
+    /// Admin: retry a quarantined or waiting plan now (its failures stop counting).
+    pub async fn retry(&self, plan: &str) -> Result<String, SchedulerError> {
+        self.check_ready()?;
+        let base = plan_base(plan).to_owned();
+        let (status, last) = self
+            .registry()
+            .get(&base)
+            .map(|r| (r.status.name(), r.last_attempt))
+            .ok_or_else(|| SchedulerError::BadRequest(format!("no plan {base}")))?;
+        if !matches!(status, "error" | "waiting") {
+            return Err(SchedulerError::BadRequest(format!(
+                "plan {base} is {status}; only error and waiting plans can be retried"
+            )));
+        }
+        let key = markers::retried(&base, last);
+        self.plans
+            .put(&key, unix_now().to_string().into_bytes())
+            .await
+            .map_err(SchedulerError::storage(format!("writing {key}")))?;
+        self.plans
+            .delete(&markers::error(&base))
+            .await
+            .map_err(SchedulerError::storage(format!("deleting {base}.error")))?;
+        self.registry().retried(&base);
+        self.wake.notify_waiters();
+        tracing::info!(plan = %base, "retried by operator");
+        Ok(format!("plan {base} queued again"))
+    }
+
+    /// Admin: cancel a plan (quarantine it; a worker holding it loses its lease).
+    pub async fn cancel(&self, plan: &str) -> Result<String, SchedulerError> {
+        self.check_ready()?;
+        let base = plan_base(plan).to_owned();
+        let (status, old) = self
+            .registry()
+            .get(&base)
+            .map(|r| {
+                let old = match &r.status {
+                    Status::Leased(l) => l.markers.clone(),
+                    _ => Vec::new(),
+                };
+                (r.status.name(), old)
+            })
+            .ok_or_else(|| SchedulerError::BadRequest(format!("no plan {base}")))?;
+        if matches!(status, "finished" | "error" | "invalid" | "starting") {
+            return Err(SchedulerError::BadRequest(format!(
+                "plan {base} is {status}; it cannot be cancelled"
+            )));
+        }
+        let reason = format!(
+            "plan {base} cancelled by an operator at unix time {}",
+            unix_now()
+        );
+        let key = markers::error(&base);
+        self.plans
+            .put(&key, reason.clone().into_bytes())
+            .await
+            .map_err(SchedulerError::storage(format!("writing {key}")))?;
+        self.delete_markers(&old).await;
+        self.registry().cancelled(&base, reason);
+        ::metrics::counter!(m::QUARANTINES).increment(1);
+        tracing::warn!(plan = %base, "cancelled by operator");
+        Ok(format!("plan {base} cancelled"))
+    }
+
+    /// Background duties until `shutdown`: periodic listings, lease expiry, gauges.
+    pub async fn run_background(&self, shutdown: tokio_util_shutdown::Shutdown) {
+        let tick = (self.cfg.registry.lease_ttl / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let mut last_scan = Instant::now();
+        let mut first = !self.is_ready();
+        loop {
+            if first || last_scan.elapsed() >= self.cfg.scan_interval {
+                match self.scan().await {
+                    Ok(()) => first = false,
+                    Err(e) => {
+                        ::metrics::counter!(m::STORE_ERRORS, "op" => "scan").increment(1);
+                        tracing::error!(error = %e, "listing the plans failed; retrying");
+                    }
+                }
+                last_scan = Instant::now();
+            }
+            if self.is_ready() {
+                self.expire_leases().await;
+            }
+            m::update_gauges(&self.registry());
+            if shutdown.wait_for(tick).await {
+                return;
+            }
+        }
+    }
+}
+
+/// A shutdown signal the background loop waits on (a `watch` channel turned true).
+pub mod tokio_util_shutdown {
+    use std::time::Duration;
+
+    /// Receiver side.
+    #[derive(Clone)]
+    pub struct Shutdown(pub tokio::sync::watch::Receiver<bool>);
+
+    impl Shutdown {
+        /// Waits up to `d`; true when shutting down.
+        pub async fn wait_for(&self, d: Duration) -> bool {
+            let mut rx = self.0.clone();
+            if *rx.borrow() {
+                return true;
+            }
+            tokio::time::timeout(d, rx.changed()).await.is_ok() && *rx.borrow()
+        }
+    }
+}
+
+impl Scheduler {
+    /// The status page's data.
+    pub fn snapshot(&self) -> crate::status::Snapshot {
+        let now = self.now();
+        let reg = self.registry();
+        crate::status::snapshot(&reg, now, self.is_ready(), &self.cfg.tool, &self.plans_url)
+    }
+}
