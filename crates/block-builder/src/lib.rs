@@ -323,6 +323,25 @@ pub async fn build_plan(
     })
 }
 
+/// Deletes a block [`build_plan`] uploaded for `plan` (meta.json first, then its files
+/// and its `<base>.block.<ULID>` record): a worker that lost the plan's lease calls it
+/// so a tenant-day never keeps two blocks (W7).
+pub async fn discard_block(
+    dest: &Destinations,
+    plan: &PlanRef,
+    outcome: &BuildOutcome,
+) -> Result<(), StorageError> {
+    let base = marker_base(dest, plan, &outcome.report);
+    upload::discard_block(
+        &dest.markers,
+        &base,
+        &dest.blocks,
+        &outcome.report.user,
+        &outcome.ulid,
+    )
+    .await
+}
+
 /// The base name of the plan's markers (see [`Destinations::base`]).
 pub fn marker_base(dest: &Destinations, plan: &PlanRef, report: &PlanReport) -> String {
     match (&dest.base, report.user.is_empty()) {

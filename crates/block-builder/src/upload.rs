@@ -61,6 +61,23 @@ pub(crate) async fn remove_earlier_blocks(
     Ok(earlier)
 }
 
+/// Deletes one block this process uploaded (meta.json first) and its record: used when
+/// the worker learns it no longer holds the plan's lease, so another attempt's block
+/// is the only one left.
+pub(crate) async fn discard_block(
+    markers: &StoreLocation,
+    base: &str,
+    blocks: &StoreLocation,
+    user: &str,
+    ulid: &str,
+) -> Result<(), StorageError> {
+    blocks.delete(&format!("{user}/{ulid}/meta.json")).await?;
+    for (key, _) in blocks.list(&format!("{user}/{ulid}")).await? {
+        blocks.delete(&key).await?;
+    }
+    markers.delete(&format!("{base}.block.{ulid}")).await
+}
+
 /// Records the ULID, uploads the block files (index and chunks, then `meta.json`) and
 /// returns the bytes uploaded.
 pub(crate) async fn upload_block(

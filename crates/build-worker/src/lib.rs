@@ -1,1 +1,8 @@
-//! placeholder
+//! The builder service as a library: shared build flags and the lease loop that
+//! `blocksconvert-builder` runs (see [`worker`]).
+
+pub mod flags;
+pub mod worker;
+
+pub use flags::{BuildFlags, FlagsError};
+pub use worker::{WorkerConfig, WorkerError, WorkerSummary, connect, run};

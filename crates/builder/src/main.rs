@@ -1,2 +1,145 @@
-//! Placeholder binary; see the README for the roadmap.
-fn main() {}
+//! `blocksconvert-builder`: wires flags, the scheduler client, stores, metrics and
+//! signals to [`build_worker::run`]. SIGTERM stops leasing, lets running builds finish
+//! within `--grace-period`, then releases what is left; exit status 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use build_worker::{BuildFlags, WorkerConfig};
+use clap::Parser;
+
+/// Leases plans from the scheduler and turns each into an uploaded TSDB block.
+#[derive(Parser, Debug)]
+#[command(name = "blocksconvert-builder", version)]
+struct Args {
+    /// YAML file whose keys are these flags' long names.
+    #[arg(long = "config.file", env = "BLOCKSCONVERT_CONFIG_FILE")]
+    config_file: Option<PathBuf>,
+    /// Scheduler gRPC address (`host:port` or `http://host:port`).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_SCHEDULER",
+        alias = "builder.scheduler-endpoint"
+    )]
+    scheduler: String,
+    /// Worker identity shown by the scheduler (default: host name and process id).
+    #[arg(long, env = "BLOCKSCONVERT_NAME", alias = "builder.name")]
+    name: Option<String>,
+    /// Plans built at once.
+    #[arg(long, env = "BLOCKSCONVERT_CONCURRENCY", default_value_t = 1)]
+    concurrency: usize,
+    /// On SIGTERM, time running builds get to finish before their leases are released.
+    #[arg(long, env = "BLOCKSCONVERT_GRACE_PERIOD", default_value = "2m", value_parser = humantime::parse_duration)]
+    grace_period: Duration,
+    /// Long-poll of one lease request.
+    #[arg(long, env = "BLOCKSCONVERT_LEASE_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
+    lease_wait: Duration,
+    /// Serve /metrics on this address.
+    #[arg(long = "metrics.listen", env = "BLOCKSCONVERT_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    build: BuildFlags,
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Args = match config_file::parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run(args)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "builder".into());
+    format!("{host}-{}", std::process::id())
+}
+
+async fn run(a: Args) -> anyhow::Result<()> {
+    let mut metrics = metrics_exporter_prometheus::PrometheusBuilder::new();
+    if let Some(addr) = a.metrics_listen {
+        metrics = metrics.with_http_listener(addr);
+        metrics.install().context("--metrics.listen")?;
+    } else {
+        metrics
+            .install_recorder()
+            .context("installing the metrics recorder")?;
+    }
+    block_builder::metrics::describe();
+    build_worker::worker::metric::describe();
+    let cfg = WorkerConfig {
+        name: a.name.clone().unwrap_or_else(default_name),
+        concurrency: a.concurrency.max(1),
+        grace_period: a.grace_period,
+        lease_wait: a.lease_wait,
+        storage: a.build.storage.clone(),
+    };
+    let client = build_worker::connect(&a.scheduler)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: draining");
+        let _ = stop_tx.send(true);
+    });
+    tracing::info!(worker = %cfg.name, scheduler = %a.scheduler, concurrency = cfg.concurrency, "builder starting");
+    let summary = build_worker::run(
+        cfg,
+        client,
+        a.build.chunk_stores()?,
+        a.build.blocks()?,
+        a.build.build_config()?,
+        stop_rx,
+    )
+    .await?;
+    tracing::info!(
+        done = summary.done,
+        failed = summary.failed,
+        lost = summary.lost,
+        released = summary.released,
+        "builder stopped"
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

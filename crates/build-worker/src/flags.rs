@@ -1,0 +1,139 @@
+//! Flags shared by every command that builds blocks (`blocksconvert build`,
+//! `blocksconvert-builder`): where chunks come from, where blocks go, build tuning.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use block_builder::{BuildConfig, ChunkStores, FetchPolicy};
+use clap::Args;
+use cortex_index::schema::SchemaConfig;
+use storage::{StorageOptions, StoreLocation};
+
+/// Why the build flags are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    /// A flag's value is wrong.
+    #[error("{flag}: {reason}")]
+    Invalid {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The schema file could not be loaded.
+    #[error("--schema: {0}")]
+    Schema(#[from] cortex_index::schema::SchemaError),
+    /// A store could not be opened.
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+}
+
+/// Chunk sources, blocks destination and build tuning.
+#[derive(Args, Debug, Clone)]
+pub struct BuildFlags {
+    /// Chunk store: directory or URL holding objects at their Cortex keys.
+    #[arg(long, env = "BLOCKSCONVERT_CHUNKS")]
+    pub chunks: String,
+    /// Extra chunk store for periods whose schema `object_store` is TYPE (TYPE=URL);
+    /// needs --schema. Periods without an entry use --chunks.
+    #[arg(long = "chunks-store", value_name = "TYPE=URL")]
+    pub chunks_store: Vec<String>,
+    /// Blocks bucket or directory; blocks land at <output>/<tenant>/<ULID>/.
+    #[arg(long, env = "BLOCKSCONVERT_OUTPUT")]
+    pub output: String,
+    /// Cortex schema config (selects the chunk store per period).
+    #[arg(long, env = "BLOCKSCONVERT_SCHEMA")]
+    pub schema: Option<PathBuf>,
+    /// Scratch directory (cleaned on start).
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_WORK_DIR",
+        default_value = "blocksconvert-work"
+    )]
+    pub work_dir: PathBuf,
+    /// CPU worker threads per plan (default: all cores).
+    #[arg(long, env = "BLOCKSCONVERT_WORKERS")]
+    pub workers: Option<usize>,
+    /// Series fetched ahead from remote chunk stores.
+    #[arg(long, env = "BLOCKSCONVERT_FETCH_CONCURRENCY", default_value_t = 32)]
+    pub fetch_concurrency: usize,
+    /// Memory for series records before the sorter spills to disk (e.g. 64MiB).
+    #[arg(long, env = "BLOCKSCONVERT_MEMORY_BUDGET", default_value = "64MiB", value_parser = config_file::parse_size)]
+    pub memory_budget: usize,
+    /// Largest fraction of missing or bad chunks with which a plan still finishes.
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_MAX_BAD_CHUNK_FRACTION",
+        default_value_t = 0.05
+    )]
+    pub max_bad_chunk_fraction: f64,
+    /// Snap timestamps within this distance of a whole second (Cortex
+    /// -builder.timestamp-tolerance; 0 = off).
+    #[arg(long, env = "BLOCKSCONVERT_TIMESTAMP_TOLERANCE", default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub timestamp_tolerance: Duration,
+    /// Keep the local block directory under the work dir after upload.
+    #[arg(long)]
+    pub keep_local_block: bool,
+    /// Object store endpoint, credentials, timeouts.
+    #[command(flatten)]
+    pub storage: StorageOptions,
+}
+
+impl BuildFlags {
+    /// The chunk stores (one per schema store type, `--chunks` for the rest).
+    pub fn chunk_stores(&self) -> Result<ChunkStores, FlagsError> {
+        let schema = self.schema.as_deref().map(SchemaConfig::load).transpose()?;
+        let mut stores = ChunkStores::new(
+            StoreLocation::open(&self.chunks, &self.storage, false)?,
+            schema.clone(),
+        );
+        for spec in &self.chunks_store {
+            let Some((kind, url)) = spec.split_once('=') else {
+                return Err(FlagsError::Invalid {
+                    flag: "--chunks-store",
+                    reason: format!("{spec:?}: expected TYPE=URL"),
+                });
+            };
+            if schema.is_none() {
+                return Err(FlagsError::Invalid {
+                    flag: "--chunks-store",
+                    reason: format!("needs --schema to know which periods use {kind:?}"),
+                });
+            }
+            stores = stores.with_store(kind, StoreLocation::open(url, &self.storage, false)?);
+        }
+        Ok(stores)
+    }
+
+    /// The blocks destination.
+    pub fn blocks(&self) -> Result<StoreLocation, FlagsError> {
+        Ok(StoreLocation::open(&self.output, &self.storage, true)?)
+    }
+
+    /// The build configuration (work dir as given).
+    pub fn build_config(&self) -> Result<BuildConfig, FlagsError> {
+        if !(0.0..=1.0).contains(&self.max_bad_chunk_fraction) {
+            return Err(FlagsError::Invalid {
+                flag: "--max-bad-chunk-fraction",
+                reason: format!("{} must be between 0 and 1", self.max_bad_chunk_fraction),
+            });
+        }
+        Ok(BuildConfig {
+            work_dir: self.work_dir.clone(),
+            workers: self
+                .workers
+                .unwrap_or_else(|| BuildConfig::default().workers),
+            fetch_concurrency: self.fetch_concurrency,
+            memory_budget: self.memory_budget,
+            max_bad_chunk_fraction: self.max_bad_chunk_fraction,
+            timestamp_tolerance_ms: self.timestamp_tolerance.as_millis() as i64,
+            fetch: FetchPolicy {
+                retries: self.storage.max_retries,
+                timeout: self.storage.request_timeout,
+                ..FetchPolicy::default()
+            },
+            keep_local_block: self.keep_local_block,
+            ..BuildConfig::default()
+        })
+    }
+}

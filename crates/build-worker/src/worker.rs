@@ -1,0 +1,607 @@
+//! The builder service loop: lease → build → upload → complete, with heartbeats.
+//!
+//! Safety rules (a crash at any instant leaves nothing a retry cannot repair):
+//! * the block is uploaded under a ULID recorded first in `<base>.block.<ULID>`, so the
+//!   next attempt removes it (block-builder's W7 guard);
+//! * a worker that loses a lease (the scheduler says so, or no heartbeat was
+//!   acknowledged for ¾ of the TTL: it fences itself before the scheduler re-queues the
+//!   plan) cancels the build and deletes any block it uploaded, so only the attempt that
+//!   the scheduler marks finished keeps a block;
+//! * completion and failure reports are retried until the scheduler answers; a
+//!   completion refused because the lease is gone discards the block;
+//! * on shutdown it stops leasing, lets running builds finish within the grace period,
+//!   then cancels the rest and releases their leases so another builder starts at once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use block_builder::{
+    BuildConfig, BuildError, BuildOutcome, BuildProgress, ChunkStores, Destinations, PlanRef,
+    build_plan, discard_block,
+};
+use blocksconvert_proto as pb;
+use pb::scheduler_client::SchedulerClient;
+use storage::{StorageOptions, StoreLocation};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tonic::transport::Channel;
+
+/// Metric names of the service loop (`cortex_blocksconvert_builder_service_*`).
+pub mod metric {
+    /// Plans handled (label `outcome`: done, failed, lost, released).
+    pub const PLANS: &str = "cortex_blocksconvert_builder_service_plans_total";
+    /// Leases held now.
+    pub const ACTIVE: &str = "cortex_blocksconvert_builder_service_leases_active";
+    /// Series done in the plans being built.
+    pub const SERIES_DONE: &str = "cortex_blocksconvert_builder_service_series_done";
+    /// Series in the plans being built.
+    pub const SERIES_TOTAL: &str = "cortex_blocksconvert_builder_service_series_total";
+    /// Scheduler calls that failed (label `rpc`).
+    pub const RPC_ERRORS: &str = "cortex_blocksconvert_builder_service_scheduler_errors_total";
+    /// Blocks deleted because their lease was lost.
+    pub const DISCARDED: &str = "cortex_blocksconvert_builder_service_discarded_blocks_total";
+
+    /// Registers help texts.
+    pub fn describe() {
+        use ::metrics::{describe_counter, describe_gauge};
+        describe_counter!(
+            PLANS,
+            "Plans handled by outcome (done, failed, lost, released)."
+        );
+        describe_gauge!(ACTIVE, "Leases held now.");
+        describe_gauge!(SERIES_DONE, "Series done in the plans being built.");
+        describe_gauge!(SERIES_TOTAL, "Series in the plans being built.");
+        describe_counter!(RPC_ERRORS, "Scheduler calls that failed.");
+        describe_counter!(
+            DISCARDED,
+            "Uploaded blocks deleted because their lease was lost."
+        );
+    }
+}
+
+/// Service settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Identity sent to the scheduler.
+    pub name: String,
+    /// Plans built at once.
+    pub concurrency: usize,
+    /// On shutdown, how long running builds may take before they are released.
+    pub grace_period: Duration,
+    /// Long-poll of one lease request.
+    pub lease_wait: Duration,
+    /// Options for opening plan URLs.
+    pub storage: StorageOptions,
+}
+
+/// Why the service stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The scheduler address is unusable.
+    #[error("--scheduler {0}: {1}")]
+    BadScheduler(String, String),
+    /// The work dir cannot be prepared.
+    #[error("{0}: {1}")]
+    WorkDir(PathBuf, std::io::Error),
+}
+
+/// Counts of a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerSummary {
+    /// Plans finished.
+    pub done: u64,
+    /// Attempts reported failed.
+    pub failed: u64,
+    /// Leases lost (expired or taken away).
+    pub lost: u64,
+    /// Leases released on shutdown.
+    pub released: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Failed,
+    Lost,
+    Released,
+}
+
+struct ActiveLease {
+    plan: String,
+    attempt: u32,
+    progress: Arc<BuildProgress>,
+    lost: Arc<AtomicBool>,
+    releasing: Arc<AtomicBool>,
+    granted: Instant,
+    ttl: Duration,
+    heartbeat: Duration,
+}
+
+type ActiveMap = Arc<Mutex<HashMap<(String, u32), ActiveLease>>>;
+
+fn lock(m: &ActiveMap) -> std::sync::MutexGuard<'_, HashMap<(String, u32), ActiveLease>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Ctx {
+    cfg: WorkerConfig,
+    client: SchedulerClient<Channel>,
+    stores: ChunkStores,
+    blocks: StoreLocation,
+    build: BuildConfig,
+    active: ActiveMap,
+}
+
+/// Connects lazily to the scheduler at `addr` (`host:port` or `http://host:port`).
+pub fn connect(addr: &str) -> Result<SchedulerClient<Channel>, WorkerError> {
+    let url = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    let endpoint = Channel::from_shared(url)
+        .map_err(|e| WorkerError::BadScheduler(addr.to_owned(), e.to_string()))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_keepalive(Some(Duration::from_secs(30)));
+    Ok(SchedulerClient::new(endpoint.connect_lazy()))
+}
+
+/// Runs the service until `shutdown` turns true, then drains (see the module docs).
+pub async fn run(
+    cfg: WorkerConfig,
+    client: SchedulerClient<Channel>,
+    stores: ChunkStores,
+    blocks: StoreLocation,
+    build: BuildConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<WorkerSummary, WorkerError> {
+    // Leftovers of a crashed run are useless: their leases are re-built from scratch.
+    let root = build.work_dir.clone();
+    if root.exists() {
+        std::fs::remove_dir_all(&root).map_err(|e| WorkerError::WorkDir(root.clone(), e))?;
+    }
+    std::fs::create_dir_all(&root).map_err(|e| WorkerError::WorkDir(root.clone(), e))?;
+    let ctx = Arc::new(Ctx {
+        cfg,
+        client,
+        stores,
+        blocks,
+        build,
+        active: Arc::new(Mutex::new(HashMap::new())),
+    });
+    let (hb_stop_tx, hb_stop) = watch::channel(false);
+    let heartbeats = tokio::spawn(heartbeat_loop(Arc::clone(&ctx), hb_stop));
+    let mut tasks: JoinSet<Outcome> = JoinSet::new();
+    let mut summary = WorkerSummary::default();
+    let count = |o: Outcome, s: &mut WorkerSummary| {
+        let label = match o {
+            Outcome::Done => {
+                s.done += 1;
+                "done"
+            }
+            Outcome::Failed => {
+                s.failed += 1;
+                "failed"
+            }
+            Outcome::Lost => {
+                s.lost += 1;
+                "lost"
+            }
+            Outcome::Released => {
+                s.released += 1;
+                "released"
+            }
+        };
+        ::metrics::counter!(metric::PLANS, "outcome" => label).increment(1);
+    };
+    let mut rpc_backoff = Duration::from_millis(200);
+    while !*shutdown.borrow() {
+        while let Some(r) = tasks.try_join_next() {
+            if let Ok(o) = r {
+                count(o, &mut summary);
+            }
+        }
+        let free = ctx.cfg.concurrency.saturating_sub(tasks.len());
+        if free == 0 {
+            tokio::select! {
+                r = tasks.join_next() => if let Some(Ok(o)) = r { count(o, &mut summary) },
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let mut req = tonic::Request::new(pb::LeaseRequest {
+            worker: ctx.cfg.name.clone(),
+            capacity: free as u32,
+            tool: pb::TOOL_BUILDER.into(),
+            wait_ms: ctx.cfg.lease_wait.as_millis() as u32,
+        });
+        req.set_timeout(ctx.cfg.lease_wait + Duration::from_secs(10));
+        // The call is not abandoned on shutdown: a lease granted meanwhile is released
+        // below instead of being left to expire.
+        match ctx.client.clone().lease(req).await {
+            Ok(resp) => {
+                rpc_backoff = Duration::from_millis(200);
+                for lease in resp.into_inner().leases {
+                    let c = Arc::clone(&ctx);
+                    let releasing = *shutdown.borrow();
+                    tasks.spawn(async move { run_lease(c, lease, releasing).await });
+                }
+            }
+            Err(status) => {
+                ::metrics::counter!(metric::RPC_ERRORS, "rpc" => "lease").increment(1);
+                tracing::warn!(code = ?status.code(), error = %status.message(), retry_in = ?rpc_backoff, "cannot lease from the scheduler");
+                tokio::select! {
+                    _ = tokio::time::sleep(rpc_backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                rpc_backoff = (rpc_backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::info!(running = tasks.len(), grace = ?ctx.cfg.grace_period, "shutting down: no new leases; waiting for running builds");
+    let drain = async {
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(o) = r {
+                count(o, &mut summary);
+            }
+        }
+    };
+    if tokio::time::timeout(ctx.cfg.grace_period, drain)
+        .await
+        .is_err()
+    {
+        let n = {
+            let active = lock(&ctx.active);
+            for a in active.values() {
+                a.releasing.store(true, Ordering::SeqCst);
+                a.progress.cancel();
+            }
+            active.len()
+        };
+        tracing::warn!(leases = n, "grace period over: cancelling and releasing");
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(o) = r {
+                count(o, &mut summary);
+            }
+        }
+    }
+    let _ = hb_stop_tx.send(true);
+    let _ = heartbeats.await;
+    Ok(summary)
+}
+
+fn sanitize(plan: &str) -> String {
+    plan.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+async fn run_lease(ctx: Arc<Ctx>, lease: pb::Lease, releasing_now: bool) -> Outcome {
+    let progress = Arc::new(BuildProgress::default());
+    let lost = Arc::new(AtomicBool::new(false));
+    let releasing = Arc::new(AtomicBool::new(releasing_now));
+    let key = (lease.plan.clone(), lease.attempt);
+    lock(&ctx.active).insert(
+        key.clone(),
+        ActiveLease {
+            plan: lease.plan.clone(),
+            attempt: lease.attempt,
+            progress: Arc::clone(&progress),
+            lost: Arc::clone(&lost),
+            releasing: Arc::clone(&releasing),
+            granted: Instant::now(),
+            ttl: Duration::from_millis(lease.ttl_ms.max(1000)),
+            heartbeat: Duration::from_millis(lease.heartbeat_ms.max(100)),
+        },
+    );
+    ::metrics::gauge!(metric::ACTIVE).increment(1.0);
+    tracing::info!(plan = %lease.plan, attempt = lease.attempt, "leased");
+    let outcome = if releasing_now {
+        release(&ctx, &lease, "worker shutting down").await
+    } else {
+        build_and_report(&ctx, &lease, &progress, &lost, &releasing).await
+    };
+    lock(&ctx.active).remove(&key);
+    ::metrics::gauge!(metric::ACTIVE).decrement(1.0);
+    outcome
+}
+
+async fn build_and_report(
+    ctx: &Ctx,
+    lease: &pb::Lease,
+    progress: &Arc<BuildProgress>,
+    lost: &AtomicBool,
+    releasing: &AtomicBool,
+) -> Outcome {
+    let started = Instant::now();
+    let plan = match PlanRef::open(&lease.plan_url, &ctx.cfg.storage) {
+        Ok(p) => p,
+        Err(e) => {
+            return report_failure(
+                ctx,
+                lease,
+                false,
+                &format!("plan URL {}: {e}", lease.plan_url),
+                lost,
+            )
+            .await;
+        }
+    };
+    let dest = Destinations {
+        blocks: ctx.blocks.clone(),
+        markers: plan.location.clone(),
+        base: Some(plan.base().to_owned()),
+    };
+    let mut cfg = ctx.build.clone();
+    cfg.work_dir = ctx
+        .build
+        .work_dir
+        .join(format!("{}-{}", sanitize(&lease.plan), lease.attempt));
+    let result = build_plan(&plan, &ctx.stores, &dest, &cfg, progress).await;
+    if let Err(e) = std::fs::remove_dir_all(&cfg.work_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %cfg.work_dir.display(), error = %e, "cannot clean a lease's work dir");
+    }
+    match result {
+        Ok(outcome) => {
+            if lost.load(Ordering::SeqCst) {
+                discard(&dest, &plan, &outcome, lease).await;
+                return Outcome::Lost;
+            }
+            complete(ctx, lease, &dest, &plan, &outcome, started.elapsed(), lost).await
+        }
+        Err(BuildError::Cancelled) if lost.load(Ordering::SeqCst) => Outcome::Lost,
+        Err(BuildError::Cancelled) if releasing.load(Ordering::SeqCst) => {
+            release(ctx, lease, "worker shutting down: grace period over").await
+        }
+        Err(e) => report_failure(ctx, lease, e.is_retriable(), &e.to_string(), lost).await,
+    }
+}
+
+async fn discard(dest: &Destinations, plan: &PlanRef, outcome: &BuildOutcome, lease: &pb::Lease) {
+    ::metrics::counter!(metric::DISCARDED).increment(1);
+    tracing::warn!(plan = %lease.plan, attempt = lease.attempt, block = %outcome.ulid, "lease lost: deleting the block this attempt uploaded");
+    if let Err(e) = discard_block(dest, plan, outcome).await {
+        // Still recorded in <base>.block.<ULID>: the attempt that rebuilds the plan
+        // removes it before uploading its own.
+        tracing::error!(plan = %lease.plan, block = %outcome.ulid, error = %e, "cannot delete the block of a lost lease; the next attempt will");
+    }
+}
+
+/// Calls the scheduler until it answers; `None` when the lease is gone.
+async fn until_answered<T, F, Fut>(
+    rpc: &'static str,
+    lease: &pb::Lease,
+    lost: &AtomicBool,
+    mut call: F,
+) -> Option<Result<T, tonic::Status>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match call().await {
+            Ok(r) => return Some(Ok(r.into_inner())),
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::FailedPrecondition
+                        | tonic::Code::InvalidArgument
+                        | tonic::Code::NotFound
+                ) =>
+            {
+                return Some(Err(s));
+            }
+            Err(s) => {
+                ::metrics::counter!(metric::RPC_ERRORS, "rpc" => rpc).increment(1);
+                if lost.load(Ordering::SeqCst) {
+                    return None;
+                }
+                tracing::warn!(plan = %lease.plan, rpc, code = ?s.code(), error = %s.message(), retry_in = ?backoff, "scheduler call failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn complete(
+    ctx: &Ctx,
+    lease: &pb::Lease,
+    dest: &Destinations,
+    plan: &PlanRef,
+    outcome: &BuildOutcome,
+    took: Duration,
+    lost: &AtomicBool,
+) -> Outcome {
+    let r = &outcome.report;
+    let req = pb::CompleteRequest {
+        worker: ctx.cfg.name.clone(),
+        plan: lease.plan.clone(),
+        attempt: lease.attempt,
+        block_ulid: outcome.ulid.clone(),
+        stats: Some(pb::BuildStats {
+            series: r.series_written,
+            samples: r.samples_written,
+            chunks: r.plan_chunks,
+            bad_chunks: r.bad_chunks.len() as u64,
+            block_bytes: outcome.block_bytes,
+            duration_ms: took.as_millis() as u64,
+            status: r.status.as_str().to_owned(),
+        }),
+    };
+    let answer = until_answered("complete", lease, lost, || {
+        let mut c = ctx.client.clone();
+        let req = req.clone();
+        async move { c.complete(req).await }
+    })
+    .await;
+    match answer {
+        Some(Ok(_)) => {
+            tracing::info!(plan = %lease.plan, attempt = lease.attempt, block = %outcome.ulid, series = r.series_written, samples = r.samples_written, took = ?took, "plan finished");
+            Outcome::Done
+        }
+        Some(Err(s)) => {
+            tracing::warn!(plan = %lease.plan, error = %s.message(), "completion refused");
+            discard(dest, plan, outcome, lease).await;
+            Outcome::Lost
+        }
+        None => {
+            discard(dest, plan, outcome, lease).await;
+            Outcome::Lost
+        }
+    }
+}
+
+async fn report_failure(
+    ctx: &Ctx,
+    lease: &pb::Lease,
+    retriable: bool,
+    error: &str,
+    lost: &AtomicBool,
+) -> Outcome {
+    tracing::error!(plan = %lease.plan, attempt = lease.attempt, retriable, error, "plan failed");
+    let req = pb::FailRequest {
+        worker: ctx.cfg.name.clone(),
+        plan: lease.plan.clone(),
+        attempt: lease.attempt,
+        retriable,
+        error: error.to_owned(),
+    };
+    let answer = until_answered("fail", lease, lost, || {
+        let mut c = ctx.client.clone();
+        let req = req.clone();
+        async move { c.fail(req).await }
+    })
+    .await;
+    match answer {
+        Some(Ok(r)) if r.quarantined => {
+            tracing::error!(plan = %lease.plan, failures = r.failures, "plan quarantined by the scheduler");
+            Outcome::Failed
+        }
+        Some(Ok(_)) => Outcome::Failed,
+        _ => Outcome::Lost,
+    }
+}
+
+async fn release(ctx: &Ctx, lease: &pb::Lease, reason: &str) -> Outcome {
+    let req = pb::ReleaseRequest {
+        worker: ctx.cfg.name.clone(),
+        plan: lease.plan.clone(),
+        attempt: lease.attempt,
+        reason: reason.to_owned(),
+    };
+    // A few tries only: an unreleased lease still expires and is retried.
+    for _ in 0..3 {
+        let mut c = ctx.client.clone();
+        let mut r = tonic::Request::new(req.clone());
+        r.set_timeout(Duration::from_secs(5));
+        match c.release(r).await {
+            Ok(_) => {
+                tracing::info!(plan = %lease.plan, attempt = lease.attempt, "lease released");
+                return Outcome::Released;
+            }
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => return Outcome::Lost,
+            Err(s) => {
+                ::metrics::counter!(metric::RPC_ERRORS, "rpc" => "release").increment(1);
+                tracing::warn!(plan = %lease.plan, error = %s.message(), "cannot release the lease");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+    Outcome::Released
+}
+
+/// Sends every held lease's progress each heartbeat period; cancels leases the
+/// scheduler says are lost, and fences itself when no heartbeat was acknowledged for
+/// ¾ of a lease's TTL (the scheduler re-queues it at the full TTL).
+async fn heartbeat_loop(ctx: Arc<Ctx>, stop: watch::Receiver<bool>) {
+    let shutdown = |d: Duration| {
+        let mut s = stop.clone();
+        async move {
+            if *s.borrow() {
+                return true;
+            }
+            tokio::time::timeout(d, s.changed()).await.is_ok()
+        }
+    };
+    let mut last_ack = Instant::now();
+    loop {
+        let (items, period) = {
+            let active = lock(&ctx.active);
+            let period = active
+                .values()
+                .map(|a| a.heartbeat)
+                .min()
+                .unwrap_or(Duration::from_millis(500));
+            let mut done = 0;
+            let mut total = 0;
+            let items: Vec<pb::LeaseProgress> = active
+                .values()
+                .map(|a| {
+                    let d = a.progress.series_done.load(Ordering::Relaxed);
+                    let t = a.progress.series_total.load(Ordering::Relaxed);
+                    done += d;
+                    total += t;
+                    pb::LeaseProgress {
+                        plan: a.plan.clone(),
+                        attempt: a.attempt,
+                        phase: format!("{:?}", a.progress.phase()).to_lowercase(),
+                        series_done: d,
+                        series_total: t,
+                    }
+                })
+                .collect();
+            ::metrics::gauge!(metric::SERIES_DONE).set(done as f64);
+            ::metrics::gauge!(metric::SERIES_TOTAL).set(total as f64);
+            (items, period)
+        };
+        if !items.is_empty() {
+            let sent = Instant::now();
+            let mut req = tonic::Request::new(pb::HeartbeatRequest {
+                worker: ctx.cfg.name.clone(),
+                leases: items,
+            });
+            req.set_timeout(period.max(Duration::from_secs(1)));
+            match ctx.client.clone().heartbeat(req).await {
+                Ok(resp) => {
+                    last_ack = sent;
+                    let active = lock(&ctx.active);
+                    for l in resp.into_inner().lost {
+                        if let Some(a) = active.get(&(l.plan.clone(), l.attempt)) {
+                            tracing::warn!(plan = %l.plan, attempt = l.attempt, reason = %l.reason, "lease lost: cancelling the build");
+                            a.lost.store(true, Ordering::SeqCst);
+                            a.progress.cancel();
+                        }
+                    }
+                }
+                Err(s) => {
+                    ::metrics::counter!(metric::RPC_ERRORS, "rpc" => "heartbeat").increment(1);
+                    tracing::warn!(code = ?s.code(), error = %s.message(), "heartbeat failed");
+                }
+            }
+            let active = lock(&ctx.active);
+            for a in active.values() {
+                let since = last_ack.max(a.granted);
+                if since.elapsed() >= a.ttl * 3 / 4 && !a.lost.swap(true, Ordering::SeqCst) {
+                    tracing::error!(plan = %a.plan, attempt = a.attempt, silent = ?since.elapsed(), "no heartbeat acknowledged for 3/4 of the lease TTL: giving the plan up");
+                    a.progress.cancel();
+                }
+            }
+        }
+        if shutdown(period).await {
+            return;
+        }
+    }
+}
