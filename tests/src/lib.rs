@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: where the Cortex corpus lives and how
 //! its ground truth (`expected/<tenant>/<day>.jsonl`) reads.
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -247,7 +249,8 @@ pub fn test_tools_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.test-tools"))
 }
 
-fn free_port() -> u16 {
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -255,7 +258,7 @@ fn free_port() -> u16 {
 }
 
 /// Waits until a server accepts connections on 127.0.0.1:`port`; panics after `secs`.
-fn wait_for_port(port: u16, server: &str, secs: u64) {
+pub fn wait_for_port(port: u16, server: &str, secs: u64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -325,6 +328,18 @@ pub fn moto_options(moto: &MotoServer) -> storage::StorageOptions {
         s3_secret_access_key: Some("test".into()),
         s3_insecure: true,
         ..storage::StorageOptions::default()
+    }
+}
+
+/// Downloads block `<user>/<ulid>/` from `blocks` into `dir/<ulid>/`; panics when absent.
+pub async fn download_block(blocks: &storage::StoreLocation, user: &str, ulid: &str, dir: &Path) {
+    let listed = blocks.list(&format!("{user}/{ulid}")).await.expect("list");
+    assert!(!listed.is_empty(), "block {user}/{ulid} not uploaded");
+    for (key, _) in listed {
+        let rel = key.strip_prefix(&format!("{user}/")).expect("under user");
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, blocks.get(&key).await.expect("get")).expect("write");
     }
 }
 

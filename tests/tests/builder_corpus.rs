@@ -4,7 +4,6 @@
 //! reports list exactly the missing chunks the corpus README names.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use block_builder::{
@@ -12,8 +11,8 @@ use block_builder::{
     PlanStatus, build_plan,
 };
 use blocksconvert_tests::{
-    DAYS, MotoServer, TENANTS, corpus_dir, dump_lines, expected, moto_options, promtool_dump,
-    read_block, readme_missing_objects, upload_tree,
+    DAYS, MotoServer, TENANTS, corpus_dir, download_block, dump_lines, expected, moto_options,
+    promtool_dump, read_block, readme_missing_objects, upload_tree,
 };
 use storage::StoreLocation;
 
@@ -57,17 +56,6 @@ async fn s3_backend() -> Backend {
 }
 
 /// Downloads `<user>/<ulid>/` into `dir/<ulid>`.
-async fn download_block(blocks: &StoreLocation, user: &str, ulid: &str, dir: &Path) {
-    let listed = blocks.list(&format!("{user}/{ulid}")).await.expect("list");
-    assert!(!listed.is_empty(), "block {user}/{ulid} not uploaded");
-    for (key, _) in listed {
-        let rel = key.strip_prefix(&format!("{user}/")).expect("under user");
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&path, blocks.get(&key).await.expect("get")).expect("write");
-    }
-}
-
 async fn check_backend(b: Backend) {
     let work = tempfile::tempdir().expect("work");
     let plans =

@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use block_builder::{
-    BadChunkKind, BuildConfig, BuildProgress, ChunkStores, Destinations, FetchPolicy, PlanRef,
-    build_plan, clean_work_dir,
+    BadChunkKind, BuildProgress, Destinations, PlanRef, build_plan, clean_work_dir,
 };
+use build_worker::BuildFlags;
 use clap::Args;
-use cortex_index::schema::SchemaConfig;
 use indicatif::{ProgressBar, ProgressStyle};
-use storage::{StorageOptions, StoreLocation};
+use storage::StoreLocation;
 
 /// Flags of `blocksconvert build`.
 #[derive(Args)]
@@ -21,52 +20,9 @@ pub struct BuildArgs {
     /// The plan: a file path or URL ending in .plan, .plan.gz or .plan.snappy.
     #[arg(long, env = "BLOCKSCONVERT_PLAN")]
     plan: String,
-    /// Chunk store: directory or URL holding objects at their Cortex keys.
-    #[arg(long, env = "BLOCKSCONVERT_CHUNKS")]
-    chunks: String,
-    /// Extra chunk store for periods whose schema `object_store` is TYPE (TYPE=URL);
-    /// needs --schema. Periods without an entry use --chunks.
-    #[arg(long = "chunks-store", value_name = "TYPE=URL")]
-    chunks_store: Vec<String>,
-    /// Blocks bucket or directory; the block lands at <output>/<tenant>/<ULID>/.
-    #[arg(long, env = "BLOCKSCONVERT_OUTPUT")]
-    output: String,
-    /// Cortex schema config (selects the chunk store per period).
-    #[arg(long, env = "BLOCKSCONVERT_SCHEMA")]
-    schema: Option<PathBuf>,
     /// Where the plan report and block marker go (default: next to the plan).
     #[arg(long, env = "BLOCKSCONVERT_MARKERS")]
     markers: Option<String>,
-    /// Scratch directory (cleaned on start).
-    #[arg(
-        long,
-        env = "BLOCKSCONVERT_WORK_DIR",
-        default_value = "blocksconvert-work"
-    )]
-    work_dir: PathBuf,
-    /// CPU worker threads (default: all cores).
-    #[arg(long, env = "BLOCKSCONVERT_WORKERS")]
-    workers: Option<usize>,
-    /// Series fetched ahead from remote chunk stores.
-    #[arg(long, env = "BLOCKSCONVERT_FETCH_CONCURRENCY", default_value_t = 32)]
-    fetch_concurrency: usize,
-    /// Memory for series records before the sorter spills to disk (e.g. 64MiB).
-    #[arg(long, env = "BLOCKSCONVERT_MEMORY_BUDGET", default_value = "64MiB", value_parser = config_file::parse_size)]
-    memory_budget: usize,
-    /// Largest fraction of missing or bad chunks with which a plan still finishes.
-    #[arg(
-        long,
-        env = "BLOCKSCONVERT_MAX_BAD_CHUNK_FRACTION",
-        default_value_t = 0.05
-    )]
-    max_bad_chunk_fraction: f64,
-    /// Snap timestamps within this distance of a whole second (Cortex
-    /// -builder.timestamp-tolerance; 0 = off).
-    #[arg(long, env = "BLOCKSCONVERT_TIMESTAMP_TOLERANCE", default_value = "0ms", value_parser = humantime::parse_duration)]
-    timestamp_tolerance: Duration,
-    /// Keep the local block directory under the work dir after upload.
-    #[arg(long)]
-    keep_local_block: bool,
     /// Write the process's metrics in Prometheus text format here at the end
     /// (for node_exporter's textfile collector).
     #[arg(long, env = "BLOCKSCONVERT_METRICS_FILE")]
@@ -75,7 +31,7 @@ pub struct BuildArgs {
     #[arg(long)]
     quiet: bool,
     #[command(flatten)]
-    storage: StorageOptions,
+    build: BuildFlags,
 }
 
 fn human_bytes(n: u64) -> String {
@@ -103,12 +59,6 @@ pub fn run(a: BuildArgs) -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     block_builder::metrics::describe();
-    if !(0.0..=1.0).contains(&a.max_bad_chunk_fraction) {
-        bail!(
-            "--max-bad-chunk-fraction {}: must be between 0 and 1",
-            a.max_bad_chunk_fraction
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -123,30 +73,13 @@ pub fn run(a: BuildArgs) -> anyhow::Result<()> {
 }
 
 async fn build(a: &BuildArgs) -> anyhow::Result<()> {
-    let plan = PlanRef::open(&a.plan, &a.storage)?;
-    let schema = a
-        .schema
-        .as_deref()
-        .map(SchemaConfig::load)
-        .transpose()
-        .context("--schema")?;
-    let mut stores = ChunkStores::new(
-        StoreLocation::open(&a.chunks, &a.storage, false)?,
-        schema.clone(),
-    );
-    for spec in &a.chunks_store {
-        let Some((kind, url)) = spec.split_once('=') else {
-            bail!("--chunks-store {spec:?}: expected TYPE=URL");
-        };
-        if schema.is_none() {
-            bail!("--chunks-store needs --schema to know which periods use {kind:?}");
-        }
-        stores = stores.with_store(kind, StoreLocation::open(url, &a.storage, false)?);
-    }
-    let blocks = StoreLocation::open(&a.output, &a.storage, true)?;
+    let b = &a.build;
+    let plan = PlanRef::open(&a.plan, &b.storage)?;
+    let stores = b.chunk_stores()?;
+    let blocks = b.blocks()?;
     // Markers sit next to the plan, or under --markers in Cortex's <user>/<day> layout.
     let (markers, base) = match &a.markers {
-        Some(m) => (StoreLocation::open(m, &a.storage, true)?, None),
+        Some(m) => (StoreLocation::open(m, &b.storage, true)?, None),
         None => (plan.location.clone(), Some(plan.base().to_owned())),
     };
     let dest = Destinations {
@@ -154,22 +87,8 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
         markers: markers.clone(),
         base,
     };
-    clean_work_dir(&a.work_dir)?;
-    let cfg = BuildConfig {
-        work_dir: a.work_dir.clone(),
-        workers: a.workers.unwrap_or_else(|| BuildConfig::default().workers),
-        fetch_concurrency: a.fetch_concurrency,
-        memory_budget: a.memory_budget,
-        max_bad_chunk_fraction: a.max_bad_chunk_fraction,
-        timestamp_tolerance_ms: a.timestamp_tolerance.as_millis() as i64,
-        fetch: FetchPolicy {
-            retries: a.storage.max_retries,
-            timeout: a.storage.request_timeout,
-            ..FetchPolicy::default()
-        },
-        keep_local_block: a.keep_local_block,
-        ..BuildConfig::default()
-    };
+    clean_work_dir(&b.work_dir)?;
+    let cfg = b.build_config()?;
     let progress = Arc::new(BuildProgress::default());
     let bar = if a.quiet {
         ProgressBar::hidden()

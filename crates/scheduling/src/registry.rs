@@ -634,15 +634,25 @@ impl Registry {
         Ok(None)
     }
 
-    /// Records the progress marker that replaced `old`.
-    pub fn marker_replaced(&mut self, base: &str, attempt: u32, old: &[String], new: String) {
+    /// Records the progress marker that replaced `old`; false when the lease ended
+    /// meanwhile (the caller deletes the new marker).
+    pub fn marker_replaced(
+        &mut self,
+        base: &str,
+        attempt: u32,
+        old: &[String],
+        new: String,
+    ) -> bool {
         if let Some(rec) = self.plans.get_mut(base)
             && let Status::Leased(lease) = &mut rec.status
             && lease.attempt == attempt
+            && !lease.closing
         {
             lease.markers.retain(|m| !old.contains(m));
             lease.markers.push(new);
+            return true;
         }
+        false
     }
 
     /// Starts closing a lease (completion, failure or release); returns its markers.

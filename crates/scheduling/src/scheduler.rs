@@ -30,8 +30,8 @@ use crate::error::SchedulerError;
 use crate::markers::{self, Marker};
 use crate::metrics as m;
 use crate::registry::{
-    FailureOutcome, FailureRecord, Handout, Lease, Millis, PlanRecord, Registry, RegistryConfig,
-    Status, WorkProgress, ms,
+    FailureOutcome, FailureRecord, Handout, Lease, LeaseError, Millis, PlanRecord, Registry,
+    RegistryConfig, Status, WorkProgress, ms,
 };
 
 /// Directory (under the plans location) of the scheduler's own objects; it matches no
@@ -558,8 +558,16 @@ impl Scheduler {
                     match self.plans.put(&key, body.to_string().into_bytes()).await {
                         Ok(()) => {
                             self.delete_markers(&old).await;
-                            self.registry()
-                                .marker_replaced(&base, item.attempt, &old, key);
+                            let kept = self.registry().marker_replaced(
+                                &base,
+                                item.attempt,
+                                &old,
+                                key.clone(),
+                            );
+                            if !kept {
+                                // Completed or failed while we wrote it: not a live lease.
+                                self.delete_markers(&[key]).await;
+                            }
                         }
                         Err(e) => {
                             ::metrics::counter!(m::STORE_ERRORS, "op" => "heartbeat").increment(1);
@@ -567,6 +575,8 @@ impl Scheduler {
                         }
                     }
                 }
+                // Its completion or failure is being recorded: not lost.
+                Err(LeaseError::Closing { .. }) => {}
                 Err(e) => lost.push((item.plan, item.attempt, e.to_string())),
             }
         }

@@ -1,0 +1,173 @@
+//! An HTTP/1.1 fault-injecting reverse proxy for the S3 server, so tests can make a
+//! real object store slow, flaky or broken for chosen paths while real processes use
+//! it through their normal S3 client.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// What a rule does to a matching request.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Answer with this status (and an S3-style error body) without forwarding.
+    Status(u16),
+    /// Wait, then forward.
+    Delay(Duration),
+}
+
+/// A fault applied to requests whose method and path match.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// HTTP method (`GET`, `PUT`, …) or `None` for any.
+    pub method: Option<&'static str>,
+    /// Substring of the path (and query) that selects requests.
+    pub path_contains: String,
+    /// Apply to every `every`-th matching request (1 = all).
+    pub every: u64,
+    /// The fault.
+    pub fault: Fault,
+}
+
+struct State {
+    upstream: String,
+    rules: Mutex<Vec<(Rule, u64)>>,
+    injected: AtomicU64,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// The proxy (stops with the test process).
+pub struct FaultProxy {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    state: Arc<State>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy in front of `upstream` (`http://127.0.0.1:PORT`).
+    pub fn start(upstream: &str) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            rules: Mutex::new(Vec::new()),
+            injected: AtomicU64::new(0),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        let st = Arc::clone(&state);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let st = Arc::clone(&st);
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| {
+                            let st = Arc::clone(&st);
+                            async move { Ok::<_, Infallible>(handle(st, req).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            state,
+        }
+    }
+
+    /// Replaces the rules.
+    pub fn set_rules(&self, rules: Vec<Rule>) {
+        *self.state.rules.lock().expect("rules") = rules.into_iter().map(|r| (r, 0)).collect();
+    }
+
+    /// Faults injected so far.
+    pub fn injected(&self) -> u64 {
+        self.state.injected.load(Ordering::SeqCst)
+    }
+}
+
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.as_str().to_owned());
+    let fault = {
+        let mut rules = st.rules.lock().expect("rules");
+        rules.iter_mut().find_map(|(rule, seen)| {
+            let matches = rule.method.is_none_or(|m| m == req.method().as_str())
+                && target.contains(&rule.path_contains);
+            if !matches {
+                return None;
+            }
+            *seen += 1;
+            (*seen % rule.every.max(1) == 0).then_some(rule.fault)
+        })
+    };
+    match fault {
+        Some(Fault::Status(code)) => {
+            st.injected.fetch_add(1, Ordering::SeqCst);
+            return Response::builder()
+                .status(code)
+                .body(Full::new(Bytes::from_static(
+                    b"<Error><Code>InternalError</Code><Message>injected fault</Message></Error>",
+                )))
+                .expect("response");
+        }
+        Some(Fault::Delay(d)) => {
+            st.injected.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(d).await;
+        }
+        None => {}
+    }
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error_response(),
+    };
+    let mut up = Request::builder()
+        .method(parts.method)
+        .uri(format!("{}{}", st.upstream, target));
+    for (k, v) in &parts.headers {
+        up = up.header(k, v);
+    }
+    let Ok(up) = up.body(Full::new(body)) else {
+        return error_response();
+    };
+    match st.client.request(up).await {
+        Ok(resp) => {
+            let (parts, body) = resp.into_parts();
+            match body.collect().await {
+                Ok(b) => Response::from_parts(parts, Full::new(b.to_bytes())),
+                Err(_) => error_response(),
+            }
+        }
+        Err(_) => error_response(),
+    }
+}
+
+fn error_response() -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(502)
+        .body(Full::new(Bytes::from_static(b"upstream failed")))
+        .expect("response")
+}
