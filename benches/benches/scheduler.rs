@@ -65,9 +65,10 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
     let mut tasks = Vec::new();
     for w in 0..WORKERS {
         tasks.push(tokio::spawn(async move {
-            let mut client = pb::scheduler_client::SchedulerClient::connect(format!("http://{addr}"))
-                .await
-                .expect("connect");
+            let mut client =
+                pb::scheduler_client::SchedulerClient::connect(format!("http://{addr}"))
+                    .await
+                    .expect("connect");
             let worker = format!("w{w}");
             let mut done = 0usize;
             loop {

@@ -75,6 +75,8 @@ async fn cancel(State(s): State<HttpState>, Query(q): Query<HashMap<String, Stri
 }
 
 async fn metrics_page(State(s): State<HttpState>) -> Response {
+    // Gauges current at scrape time, not up to a background tick old.
+    s.scheduler.with_registry(crate::metrics::update_gauges);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         (s.metrics)(),
