@@ -441,7 +441,11 @@ impl Registry {
         for mut rec in scanned {
             seen.insert(rec.base.clone());
             if let Some(old) = self.plans.get(&rec.base) {
-                if old.version > scan_version {
+                // Newer than the listing, or in the middle of a hand-out or of closing a
+                // lease (markers being written right now): memory is the truth.
+                let in_flight = matches!(old.status, Status::Starting { .. })
+                    || matches!(&old.status, Status::Leased(l) if l.closing);
+                if old.version > scan_version || in_flight {
                     continue;
                 }
                 match (&old.status, &mut rec.status) {
@@ -520,6 +524,9 @@ impl Registry {
 
     /// The hand-out's markers are written: the worker holds the plan.
     pub fn grant(&mut self, h: &Handout, worker: &str, legacy: bool, marker: String, now: Millis) {
+        if !self.is_starting(h) {
+            return;
+        }
         let ttl = if legacy {
             self.cfg.legacy_lease_ttl
         } else {
@@ -542,11 +549,14 @@ impl Registry {
         );
     }
 
+    fn is_starting(&self, h: &Handout) -> bool {
+        matches!(self.plans.get(&h.base).map(|r| &r.status), Some(Status::Starting { attempt }) if *attempt == h.attempt)
+    }
+
     /// Writing the hand-out's markers failed: back to the queue (the attempt number is
     /// used up; the next hand-out takes the next one).
     pub fn abort_handout(&mut self, h: &Handout) {
-        if matches!(self.plans.get(&h.base).map(|r| &r.status), Some(Status::Starting { attempt }) if *attempt == h.attempt)
-        {
+        if self.is_starting(h) {
             self.set_status(&h.base, Status::New);
         }
     }
@@ -554,6 +564,9 @@ impl Registry {
     /// The attempt marker already existed: another scheduler instance leased this
     /// attempt. Treat the plan as held by that unknown worker until its lease expires.
     pub fn attempt_taken(&mut self, h: &Handout, now: Millis) {
+        if !self.is_starting(h) {
+            return;
+        }
         let ttl = self.cfg.lease_ttl;
         self.set_status(
             &h.base,
@@ -936,6 +949,34 @@ mod tests {
             r.heartbeat("a/1", 2, "other", WorkProgress::default(), 0)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn scans_never_touch_a_hand_out_or_a_closing_lease() {
+        let mut r = registry(&["a/1"]);
+        let h = r.take_next(0).expect("queued");
+        // A listing that started after the hand-out began but read the bucket before
+        // its markers were written still says New: it must not re-queue the plan.
+        let v = r.generation();
+        r.apply_scan(vec![PlanRecord::new("a/1", "a/1.plan")], v);
+        assert!(r.take_next(0).is_none(), "handed out twice");
+        r.grant(&h, "w", false, String::new(), 0);
+        r.begin_close("a/1", 1, "w").expect("held");
+        let mut failed = PlanRecord::new("a/1", "a/1.plan");
+        failed.failures.push(failure(1, true));
+        let v = r.generation();
+        r.apply_scan(vec![failed], v);
+        let f = failure(1, true);
+        let out = r.failure_outcome("a/1", &f, 0);
+        r.record_failure("a/1", f, &out);
+        assert_eq!(
+            r.get("a/1").map(PlanRecord::counted_failures),
+            Some(1),
+            "failure counted once"
+        );
+        // A late grant for a plan that is no longer starting changes nothing.
+        r.grant(&h, "w", false, String::new(), 0);
+        assert_eq!(r.get("a/1").map(|p| p.status.name()), Some("waiting"));
     }
 
     #[test]
