@@ -51,26 +51,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .and_then(|rt| rt.block_on(run(args)));
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    daemon::init_logging("info");
+    daemon::exit_code(daemon::block_on(None, async move {
+        run(args).await.map(|()| std::process::ExitCode::SUCCESS)
+    }))
 }
 
 fn default_name() -> String {
@@ -105,7 +89,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     let client = build_worker::connect(&a.scheduler)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        daemon::wait_for_signal().await;
         tracing::info!("signal received: draining");
         let _ = stop_tx.send(true);
     });
@@ -127,19 +111,4 @@ async fn run(a: Args) -> anyhow::Result<()> {
         "builder stopped"
     );
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -208,21 +208,8 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(args) {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    daemon::init_logging("info");
+    daemon::exit_code(run(args))
 }
 
 fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
@@ -309,7 +296,7 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
     {
         let p = Arc::clone(&progress);
         tokio::spawn(async move {
-            wait_for_signal().await;
+            daemon::wait_for_signal().await;
             tracing::warn!("signal received: checkpointing and stopping");
             p.cancel();
         });
@@ -362,21 +349,6 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::from(2));
     }
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn progress_bar(quiet: bool, p: &Arc<ScanProgress>) -> ProgressBar {
