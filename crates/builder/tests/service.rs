@@ -24,17 +24,26 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const TENANTS: [&str; 3] = ["42", "acme", "team-a.prod"];
 const DAYS: [i64; 3] = [18584, 18585, 18586];
 
+/// The scheduler binary of this checkout, built (or brought up to date) once per run:
+/// cargo builds only this package's own binary for its tests.
 fn scheduler_bin() -> PathBuf {
-    let builder = PathBuf::from(env!("CARGO_BIN_EXE_blocksconvert-builder"));
-    let bin = builder.with_file_name("blocksconvert-scheduler");
-    if !bin.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "blocksconvert-scheduler"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building blocksconvert-scheduler failed");
-    }
-    bin
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let builder = PathBuf::from(env!("CARGO_BIN_EXE_blocksconvert-builder"));
+            let profile_dir = builder.parent().expect("target dir");
+            let target_dir = profile_dir.parent().expect("target root");
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "-p", "blocksconvert-scheduler", "--target-dir"])
+                .arg(target_dir);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("cargo build");
+            assert!(status.success(), "building blocksconvert-scheduler failed");
+            builder.with_file_name("blocksconvert-scheduler")
+        })
+        .clone()
 }
 
 struct Cluster {
@@ -393,7 +402,9 @@ fn three_builders_convert_the_corpus() {
     let metrics = c.get("/metrics").expect("metrics");
     assert!(
         metrics.contains("cortex_blocksconvert_scheduler_plans{status=\"finished\"} 9"),
-        "{metrics}"
+        "{metrics}\n/plans: {}\n{}",
+        c.status().map(|s| s.to_string()).unwrap_or_default(),
+        c.logs()
     );
     assert!(
         metrics.contains("cortex_blocksconvert_scheduler_rpc_duration_seconds"),
