@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use blocksconvert_proto as pb;
 use scan::select::TenantFilter;
-use scheduling::scheduler::tokio_util_shutdown::Shutdown;
 use scheduling::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
 use storage::StoreLocation;
 
@@ -49,8 +48,7 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let sd = Shutdown(rx);
+    let (stop, sd) = daemon::Shutdown::channel();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(pb::scheduler_server::SchedulerServer::new(
@@ -58,7 +56,7 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
             ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
-                async move { while !sd.wait_for(Duration::from_secs(3600)).await {} },
+                async move { sd.signalled().await },
             ),
     );
     let started = Instant::now();

@@ -319,6 +319,25 @@ impl Drop for MotoServer {
     }
 }
 
+/// Command-line flags pointing a blocksconvert process at the S3 server `endpoint`
+/// (test credentials, plain HTTP).
+pub fn s3_flags(endpoint: &str) -> Vec<String> {
+    [
+        "--s3.endpoint",
+        endpoint,
+        "--s3.region",
+        "us-east-1",
+        "--s3.access-key-id",
+        "test",
+        "--s3.secret-access-key",
+        "test",
+        "--s3.insecure",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// Storage options pointing at a moto server (test credentials, plain HTTP).
 pub fn moto_options(moto: &MotoServer) -> storage::StorageOptions {
     storage::StorageOptions {

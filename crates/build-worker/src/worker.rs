@@ -25,7 +25,6 @@ use block_builder::{
 use blocksconvert_proto as pb;
 use pb::scheduler_client::SchedulerClient;
 use storage::{StorageOptions, StoreLocation};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
@@ -109,6 +108,19 @@ enum Outcome {
     Released,
 }
 
+impl WorkerSummary {
+    fn record(&mut self, o: Outcome) {
+        let (n, label) = match o {
+            Outcome::Done => (&mut self.done, "done"),
+            Outcome::Failed => (&mut self.failed, "failed"),
+            Outcome::Lost => (&mut self.lost, "lost"),
+            Outcome::Released => (&mut self.released, "released"),
+        };
+        *n += 1;
+        ::metrics::counter!(metric::PLANS, "outcome" => label).increment(1);
+    }
+}
+
 struct ActiveLease {
     plan: String,
     attempt: u32,
@@ -156,7 +168,7 @@ pub async fn run(
     stores: ChunkStores,
     blocks: StoreLocation,
     build: BuildConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: daemon::Shutdown,
 ) -> Result<WorkerSummary, WorkerError> {
     // Leftovers of a crashed run are useless: their leases are re-built from scratch.
     let root = build.work_dir.clone();
@@ -172,43 +184,22 @@ pub async fn run(
         build,
         active: Arc::new(Mutex::new(HashMap::new())),
     });
-    let (hb_stop_tx, hb_stop) = watch::channel(false);
+    let (hb_stop_tx, hb_stop) = daemon::Shutdown::channel();
     let heartbeats = tokio::spawn(heartbeat_loop(Arc::clone(&ctx), hb_stop));
     let mut tasks: JoinSet<Outcome> = JoinSet::new();
     let mut summary = WorkerSummary::default();
-    let count = |o: Outcome, s: &mut WorkerSummary| {
-        let label = match o {
-            Outcome::Done => {
-                s.done += 1;
-                "done"
-            }
-            Outcome::Failed => {
-                s.failed += 1;
-                "failed"
-            }
-            Outcome::Lost => {
-                s.lost += 1;
-                "lost"
-            }
-            Outcome::Released => {
-                s.released += 1;
-                "released"
-            }
-        };
-        ::metrics::counter!(metric::PLANS, "outcome" => label).increment(1);
-    };
     let mut rpc_backoff = Duration::from_millis(200);
-    while !*shutdown.borrow() {
+    while !shutdown.is_set() {
         while let Some(r) = tasks.try_join_next() {
             if let Ok(o) = r {
-                count(o, &mut summary);
+                summary.record(o);
             }
         }
         let free = ctx.cfg.concurrency.saturating_sub(tasks.len());
         if free == 0 {
             tokio::select! {
-                r = tasks.join_next() => if let Some(Ok(o)) = r { count(o, &mut summary) },
-                _ = shutdown.changed() => {}
+                r = tasks.join_next() => if let Some(Ok(o)) = r { summary.record(o) },
+                _ = shutdown.signalled() => {}
             }
             continue;
         }
@@ -226,7 +217,7 @@ pub async fn run(
                 rpc_backoff = Duration::from_millis(200);
                 for lease in resp.into_inner().leases {
                     let c = Arc::clone(&ctx);
-                    let releasing = *shutdown.borrow();
+                    let releasing = shutdown.is_set();
                     tasks.spawn(async move { run_lease(c, lease, releasing).await });
                 }
             }
@@ -235,7 +226,7 @@ pub async fn run(
                 tracing::warn!(code = ?status.code(), error = %status.message(), retry_in = ?rpc_backoff, "cannot lease from the scheduler");
                 tokio::select! {
                     _ = tokio::time::sleep(rpc_backoff) => {}
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.signalled() => {}
                 }
                 rpc_backoff = (rpc_backoff * 2).min(Duration::from_secs(5));
             }
@@ -245,7 +236,7 @@ pub async fn run(
     let drain = async {
         while let Some(r) = tasks.join_next().await {
             if let Ok(o) = r {
-                count(o, &mut summary);
+                summary.record(o);
             }
         }
     };
@@ -264,7 +255,7 @@ pub async fn run(
         tracing::warn!(leases = n, "grace period over: cancelling and releasing");
         while let Some(r) = tasks.join_next().await {
             if let Ok(o) = r {
-                count(o, &mut summary);
+                summary.record(o);
             }
         }
     }
@@ -526,16 +517,7 @@ async fn release(ctx: &Ctx, lease: &pb::Lease, reason: &str) -> Outcome {
 /// Sends every held lease's progress each heartbeat period; cancels leases the
 /// scheduler says are lost, and fences itself when no heartbeat was acknowledged for
 /// ¾ of a lease's TTL (the scheduler re-queues it at the full TTL).
-async fn heartbeat_loop(ctx: Arc<Ctx>, stop: watch::Receiver<bool>) {
-    let shutdown = |d: Duration| {
-        let mut s = stop.clone();
-        async move {
-            if *s.borrow() {
-                return true;
-            }
-            tokio::time::timeout(d, s.changed()).await.is_ok()
-        }
-    };
+async fn heartbeat_loop(ctx: Arc<Ctx>, stop: daemon::Shutdown) {
     let mut last_ack = Instant::now();
     loop {
         let (items, period) = {
@@ -600,7 +582,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: watch::Receiver<bool>) {
                 }
             }
         }
-        if shutdown(period).await {
+        if stop.wait_for(period).await {
             return;
         }
     }

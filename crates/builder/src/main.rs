@@ -87,7 +87,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         storage: a.build.storage.clone(),
     };
     let client = build_worker::connect(&a.scheduler)?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = daemon::Shutdown::channel();
     tokio::spawn(async move {
         daemon::wait_for_signal().await;
         tracing::info!("signal received: draining");

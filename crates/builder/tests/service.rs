@@ -117,22 +117,9 @@ impl Cluster {
     }
 
     fn s3_flags(&self) -> Vec<String> {
-        [
-            "--s3.endpoint",
-            &self.proxy.endpoint,
-            "--s3.region",
-            "us-east-1",
-            "--s3.access-key-id",
-            "test",
-            "--s3.secret-access-key",
-            "test",
-            "--s3.insecure",
-            "--storage.request-timeout",
-            "2s",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        let mut flags = blocksconvert_tests::s3_flags(&self.proxy.endpoint);
+        flags.extend(["--storage.request-timeout".into(), "2s".into()]);
+        flags
     }
 
     fn spawn(&self, bin: &Path, args: &[String], log: &str) -> Child {

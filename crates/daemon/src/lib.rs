@@ -3,6 +3,7 @@
 //! outcome into an exit status with the error chain printed once.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.
 pub fn init_logging(default_level: &str) {
@@ -57,4 +58,41 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .build()
         .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?
         .block_on(fut)
+}
+
+/// The receiving side of a process's shutdown switch (a `watch` channel set to true),
+/// shared by servers, background loops and workers.
+#[derive(Clone, Debug)]
+pub struct Shutdown(pub tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A switch and its receiver.
+    pub fn channel() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits up to `d`; true when shutting down.
+    pub async fn wait_for(&self, d: Duration) -> bool {
+        let mut rx = self.0.clone();
+        if *rx.borrow() {
+            return true;
+        }
+        tokio::time::timeout(d, rx.changed()).await.is_ok() && *rx.borrow()
+    }
+
+    /// Resolves once shutdown begins (or the switch is dropped).
+    pub async fn signalled(&self) {
+        let mut rx = self.0.clone();
+        while !*rx.borrow() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
 }

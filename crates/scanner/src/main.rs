@@ -18,7 +18,7 @@ use index_source::export::ExportSource;
 use indicatif::{ProgressBar, ProgressStyle};
 use plan_format::Compression;
 use scan::plans::ChangedPlans;
-use scan::select::{TableFilter, TenantFilter};
+use scan::select::{TableFilter, TenantFlags};
 use scan::{ScanConfig, ScanError, ScanProgress};
 use storage::{StorageOptions, StoreLocation};
 
@@ -58,22 +58,8 @@ struct Args {
     )]
     work_dir: PathBuf,
 
-    /// Tenants to scan (repeatable, or comma-separated); all when absent.
-    #[arg(
-        long = "tenant",
-        env = "BLOCKSCONVERT_TENANTS",
-        alias = "scanner.allowed-users",
-        value_delimiter = ','
-    )]
-    tenants: Vec<String>,
-
-    /// Tenants whose ID matches are ignored (checked after --tenant; rejection wins).
-    #[arg(
-        long,
-        env = "BLOCKSCONVERT_IGNORE_TENANTS_REGEX",
-        alias = "scanner.ignore-users-regex"
-    )]
-    ignore_tenants_regex: Option<String>,
+    #[command(flatten)]
+    tenants: TenantFlags,
 
     /// Scan only tables whose time range ends after this day (YYYY-MM-DD, inclusive).
     #[arg(long, env = "BLOCKSCONVERT_PERIOD_START", alias = "scanner.scan-period-start", value_parser = parse_day_flag)]
@@ -271,7 +257,7 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
         concurrency: a.concurrency.max(1),
         checkpoint_interval: a.checkpoint_interval,
         max_rows_per_second: a.max_rows_per_second,
-        tenants: TenantFilter::new(&a.tenants, a.ignore_tenants_regex.as_deref())?,
+        tenants: a.tenants.filter()?,
         tables: TableFilter {
             tables: a.tables.clone(),
             period_start: a.period_start,

@@ -293,17 +293,7 @@ async fn live_dynamodb_and_s3_scans_equal_the_local_export_scan() {
     let opts = moto_options(&moto);
     let exports = StoreLocation::open("s3://index/exports", &opts, false).expect("s3");
     upload_tree(&export_dir(), &exports).await;
-    let s3_args = [
-        "--s3.endpoint",
-        moto.endpoint.as_str(),
-        "--s3.region",
-        "us-east-1",
-        "--s3.access-key-id",
-        "test",
-        "--s3.secret-access-key",
-        "test",
-        "--s3.insecure",
-    ];
+    let s3_args = blocksconvert_tests::s3_flags(&moto.endpoint);
     let mut args = vec![
         "--index",
         "s3://index/exports",
@@ -313,7 +303,7 @@ async fn live_dynamodb_and_s3_scans_equal_the_local_export_scan() {
     ];
     let w2 = tmp.path().join("w2").display().to_string();
     args.push(&w2);
-    args.extend(s3_args);
+    args.extend(s3_args.iter().map(String::as_str));
     let out = run(&args);
     assert_eq!(rows_this_run(&out), TOTAL_ROWS, "{out}");
     let plans = StoreLocation::open("s3://index/migration", &opts, false).expect("s3");

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use scan::select::TenantFilter;
-use scheduling::scheduler::tokio_util_shutdown::Shutdown;
+use scan::select::TenantFlags;
 use scheduling::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
 use storage::{StorageOptions, StoreLocation};
 
@@ -84,21 +83,8 @@ struct Args {
     /// Take turns between tenants so one giant tenant does not starve the others.
     #[arg(long, env = "BLOCKSCONVERT_FAIR_TENANTS")]
     fair_tenants: bool,
-    /// Serve only these tenants (repeat or comma-separate; default all).
-    #[arg(
-        long = "tenant",
-        env = "BLOCKSCONVERT_TENANTS",
-        alias = "scheduler.allowed-users",
-        value_delimiter = ','
-    )]
-    tenants: Vec<String>,
-    /// Skip tenants matching this regex (wins over --tenant).
-    #[arg(
-        long,
-        env = "BLOCKSCONVERT_IGNORE_TENANTS_REGEX",
-        alias = "scheduler.ignore-users-regex"
-    )]
-    ignore_tenants_regex: Option<String>,
+    #[command(flatten)]
+    tenants: TenantFlags,
     /// Longest long-poll of a Lease call.
     #[arg(long, env = "BLOCKSCONVERT_MAX_LEASE_WAIT", default_value = "20s", value_parser = humantime::parse_duration)]
     max_lease_wait: Duration,
@@ -162,11 +148,10 @@ async fn run(a: Args) -> anyhow::Result<()> {
         heartbeat: a.heartbeat,
         scan_interval: a.scan_interval,
         max_wait: a.max_lease_wait,
-        tenants: TenantFilter::new(&a.tenants, a.ignore_tenants_regex.as_deref())?,
+        tenants: a.tenants.filter()?,
     };
     let scheduler = Arc::new(Scheduler::new(cfg, plans, plans_url(&a.plans)?));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shutdown = Shutdown(stop_rx);
+    let (stop_tx, shutdown) = daemon::Shutdown::channel();
 
     let grpc = tokio::net::TcpListener::bind(a.grpc_listen)
         .await
@@ -190,7 +175,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
                 .add_service(svc)
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(grpc),
-                    async move { while !sd.wait_for(Duration::from_secs(3600)).await {} },
+                    async move { sd.signalled().await },
                 ),
         )
     };
@@ -200,9 +185,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         let sd = shutdown.clone();
         tokio::spawn(async move {
             axum::serve(http, app)
-                .with_graceful_shutdown(async move {
-                    while !sd.wait_for(Duration::from_secs(3600)).await {}
-                })
+                .with_graceful_shutdown(async move { sd.signalled().await })
                 .await
         })
     };

@@ -491,11 +491,11 @@ impl Registry {
             let Some((_, base)) = self.waiting.pop_first() else {
                 break;
             };
-            // Already out of the waiting set: re-insert so set_status can remove it.
-            if let Some(rec) = self.plans.get(&base)
-                && let Status::Waiting { until } = rec.status
-            {
-                self.waiting.insert((until, base.clone()));
+            // set_status's removal from the waiting set is a no-op now.
+            if matches!(
+                self.plans.get(&base).map(|r| &r.status),
+                Some(Status::Waiting { .. })
+            ) {
                 self.set_status(&base, Status::New);
             }
         }
@@ -504,8 +504,8 @@ impl Registry {
     /// Picks the next plan and marks it Starting.
     pub fn take_next(&mut self, now: Millis) -> Option<Handout> {
         self.promote_due(now);
+        // Popped already: set_status's removal from the queue is a no-op.
         let base = self.queue.pop()?;
-        // Popped from the queue already: put it back so set_status's removal balances.
         let rec = self.plans.get_mut(&base)?;
         let attempt = rec.last_attempt + 1;
         rec.last_attempt = attempt;
@@ -517,7 +517,6 @@ impl Registry {
             day: rec.day.unwrap_or_default(),
             stale_markers: std::mem::take(&mut rec.stale_markers),
         };
-        self.queue.insert(&handout.tenant, handout.day, &base);
         self.set_status(&base, Status::Starting { attempt });
         Some(handout)
     }

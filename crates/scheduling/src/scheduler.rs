@@ -137,7 +137,8 @@ struct BaseFiles {
     finished: Vec<String>,
     error: Option<String>,
     attempts: u32,
-    failed: Vec<(u32, String)>,
+    /// Attempt, key and LastModified (ms) of each failure record.
+    failed: Vec<(u32, String, i64)>,
     retried: u32,
 }
 
@@ -259,7 +260,7 @@ impl Scheduler {
                 Marker::Finished { id, .. } => files.finished.push(id),
                 Marker::Error { .. } => files.error = Some(key),
                 Marker::Attempt { n, .. } => files.attempts = files.attempts.max(n),
-                Marker::Failed { n, .. } => files.failed.push((n, key)),
+                Marker::Failed { n, .. } => files.failed.push((n, key, lm)),
                 Marker::Retried { n, .. } => files.retried = files.retried.max(n),
                 Marker::Other => {}
             }
@@ -289,10 +290,10 @@ impl Scheduler {
         rec.last_attempt = f
             .attempts
             .max(f.retried)
-            .max(f.failed.iter().map(|(n, _)| *n).max().unwrap_or(0));
+            .max(f.failed.iter().map(|(n, _, _)| *n).max().unwrap_or(0));
         let mut failed = f.failed;
         failed.sort();
-        for (n, key) in &failed {
+        for (n, key, _) in &failed {
             let cached = known
                 .as_ref()
                 .and_then(|k| k.failures.iter().find(|x| x.attempt == *n).cloned());
@@ -345,7 +346,7 @@ impl Scheduler {
             Status::Error { reason }
         } else {
             let attempt_ended =
-                failed.iter().any(|(n, _)| *n == f.attempts) || f.attempts <= f.retried;
+                failed.iter().any(|(n, _, _)| *n == f.attempts) || f.attempts <= f.retried;
             let newest = f.progress.iter().map(|(_, lm)| *lm).max();
             match newest {
                 Some(lm) if !(attempt_ended && f.attempts > 0) => {
@@ -378,14 +379,9 @@ impl Scheduler {
                             ),
                         }
                     } else if counted > 0 {
-                        // Failure markers are never rewritten: the newest one's age
-                        // stands for the time of the last failure.
-                        let last = failed.last().map(|(n, _)| *n).unwrap_or(0);
-                        let since = self
-                            .plans
-                            .head(&markers::failed(&base, last))
-                            .await
-                            .map_or(now, |meta| to_local(meta.last_modified.timestamp_millis()));
+                        // Failure markers are never rewritten: the newest one's
+                        // LastModified (already listed) is the time of the last failure.
+                        let since = failed.last().map_or(now, |(_, _, lm)| to_local(*lm));
                         Status::Waiting {
                             until: since + ms(self.cfg.registry.backoff(counted)),
                         }
@@ -803,7 +799,7 @@ impl Scheduler {
     }
 
     /// Background duties until `shutdown`: periodic listings, lease expiry, gauges.
-    pub async fn run_background(&self, shutdown: tokio_util_shutdown::Shutdown) {
+    pub async fn run_background(&self, shutdown: daemon::Shutdown) {
         let tick = (self.cfg.registry.lease_ttl / 4)
             .clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut last_scan = Instant::now();
@@ -826,26 +822,6 @@ impl Scheduler {
             if shutdown.wait_for(tick).await {
                 return;
             }
-        }
-    }
-}
-
-/// A shutdown signal the background loop waits on (a `watch` channel turned true).
-pub mod tokio_util_shutdown {
-    use std::time::Duration;
-
-    /// Receiver side.
-    #[derive(Clone)]
-    pub struct Shutdown(pub tokio::sync::watch::Receiver<bool>);
-
-    impl Shutdown {
-        /// Waits up to `d`; true when shutting down.
-        pub async fn wait_for(&self, d: Duration) -> bool {
-            let mut rx = self.0.clone();
-            if *rx.borrow() {
-                return true;
-            }
-            tokio::time::timeout(d, rx.changed()).await.is_ok() && *rx.borrow()
         }
     }
 }
