@@ -540,7 +540,9 @@ fn scheduler_restart_mid_run_loses_and_doubles_nothing() {
 fn sigterm_builder_releases_its_lease_within_the_grace_period() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut c = Cluster::start();
-    c.proxy.set_rules(slow_chunks(40));
+    // Slow enough that no plan can finish inside the 1 s grace period (a plan has
+    // hundreds of chunks, 4 fetched at a time): the release path is what is tested.
+    c.proxy.set_rules(slow_chunks(200));
     c.start_builder("leaving", &["--grace-period", "1s"]);
     let plan = c.wait_for_lease_in_progress("leaving");
     let mut child = c.builders.remove("leaving").expect("child");
