@@ -28,9 +28,9 @@ pub enum FlagsError {
     Storage(#[from] storage::StorageError),
 }
 
-/// Chunk sources, blocks destination and build tuning.
+/// The chunk store(s) to read: `--chunks` plus per-period `--chunks-store`.
 #[derive(Args, Debug, Clone)]
-pub struct BuildFlags {
+pub struct ChunkStoreFlags {
     /// Chunk store: directory or URL holding objects at their Cortex keys.
     #[arg(long, env = "BLOCKSCONVERT_CHUNKS")]
     pub chunks: String,
@@ -38,6 +38,44 @@ pub struct BuildFlags {
     /// needs --schema. Periods without an entry use --chunks.
     #[arg(long = "chunks-store", value_name = "TYPE=URL")]
     pub chunks_store: Vec<String>,
+}
+
+impl ChunkStoreFlags {
+    /// The chunk stores (one per schema store type, `--chunks` for the rest).
+    pub fn open(
+        &self,
+        schema: Option<SchemaConfig>,
+        storage: &StorageOptions,
+    ) -> Result<ChunkStores, FlagsError> {
+        let mut stores = ChunkStores::new(
+            StoreLocation::open(&self.chunks, storage, false)?,
+            schema.clone(),
+        );
+        for spec in &self.chunks_store {
+            let Some((kind, url)) = spec.split_once('=') else {
+                return Err(FlagsError::Invalid {
+                    flag: "--chunks-store",
+                    reason: format!("{spec:?}: expected TYPE=URL"),
+                });
+            };
+            if schema.is_none() {
+                return Err(FlagsError::Invalid {
+                    flag: "--chunks-store",
+                    reason: format!("needs --schema to know which periods use {kind:?}"),
+                });
+            }
+            stores = stores.with_store(kind, StoreLocation::open(url, storage, false)?);
+        }
+        Ok(stores)
+    }
+}
+
+/// Chunk sources, blocks destination and build tuning.
+#[derive(Args, Debug, Clone)]
+pub struct BuildFlags {
+    /// Where the chunks are.
+    #[command(flatten)]
+    pub chunk_stores: ChunkStoreFlags,
     /// Blocks bucket or directory; blocks land at <output>/<tenant>/<ULID>/.
     #[arg(long, env = "BLOCKSCONVERT_OUTPUT")]
     pub output: String,
@@ -83,26 +121,7 @@ impl BuildFlags {
     /// The chunk stores (one per schema store type, `--chunks` for the rest).
     pub fn chunk_stores(&self) -> Result<ChunkStores, FlagsError> {
         let schema = self.schema.as_deref().map(SchemaConfig::load).transpose()?;
-        let mut stores = ChunkStores::new(
-            StoreLocation::open(&self.chunks, &self.storage, false)?,
-            schema.clone(),
-        );
-        for spec in &self.chunks_store {
-            let Some((kind, url)) = spec.split_once('=') else {
-                return Err(FlagsError::Invalid {
-                    flag: "--chunks-store",
-                    reason: format!("{spec:?}: expected TYPE=URL"),
-                });
-            };
-            if schema.is_none() {
-                return Err(FlagsError::Invalid {
-                    flag: "--chunks-store",
-                    reason: format!("needs --schema to know which periods use {kind:?}"),
-                });
-            }
-            stores = stores.with_store(kind, StoreLocation::open(url, &self.storage, false)?);
-        }
-        Ok(stores)
+        self.chunk_stores.open(schema, &self.storage)
     }
 
     /// The blocks destination.

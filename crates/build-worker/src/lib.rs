@@ -4,5 +4,5 @@
 pub mod flags;
 pub mod worker;
 
-pub use flags::{BuildFlags, FlagsError};
+pub use flags::{BuildFlags, ChunkStoreFlags, FlagsError};
 pub use worker::{WorkerConfig, WorkerError, WorkerSummary, connect, run};

@@ -34,19 +34,6 @@ pub struct BuildArgs {
     build: BuildFlags,
 }
 
-fn human_bytes(n: u64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.2} GB", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.1} MB", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.1} kB", n / 1e3)
-    } else {
-        format!("{n} B")
-    }
-}
-
 pub fn run(a: BuildArgs) -> anyhow::Result<()> {
     daemon::init_logging("warn");
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -105,8 +92,8 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
                     "{:?}: {} samples, {} chunks read, {} uploaded",
                     p.phase(),
                     p.samples_written.load(Ordering::Relaxed),
-                    human_bytes(p.bytes_fetched.load(Ordering::Relaxed)),
-                    human_bytes(p.bytes_uploaded.load(Ordering::Relaxed)),
+                    crate::human::bytes(p.bytes_fetched.load(Ordering::Relaxed)),
+                    crate::human::bytes(p.bytes_uploaded.load(Ordering::Relaxed)),
                 ));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -147,7 +134,7 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
         o.meta.stats.num_samples,
         r.samples_decoded,
         o.meta.stats.num_chunks,
-        human_bytes(o.block_bytes),
+        crate::human::bytes(o.block_bytes),
         r.count(BadChunkKind::Missing),
         r.bad_chunks.len() - r.count(BadChunkKind::Missing),
         r.quarantined_series.len(),

@@ -2,9 +2,12 @@
 //! calls into the library crates.
 
 mod build;
+mod convert;
 mod generate;
+mod human;
 mod inspect;
 mod load_index;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +26,11 @@ enum Command {
     Inspect(inspect::InspectCommand),
     /// Write a synthetic Cortex chunk store (chunks, index export, schema, plans).
     Generate(generate::GenerateArgs),
+    /// Convert everything in one process: scan the index, build every tenant-day's
+    /// block, upload it (interruptible; rerun to resume).
+    Convert(Box<convert::ConvertArgs>),
+    /// Compare converted blocks with the chunk store, sample for sample.
+    Verify(Box<verify::VerifyArgs>),
     /// Build and upload the block of one plan.
     Build(Box<build::BuildArgs>),
     /// Load DynamoDB exports into a DynamoDB(-compatible) endpoint (dry runs, benchmarks).
@@ -31,14 +39,17 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let ok = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Inspect(cmd) => inspect::run(cmd),
-        Command::Generate(args) => generate::run(args),
-        Command::Build(args) => build::run(*args),
-        Command::LoadIndex(args) => load_index::run(args),
+        Command::Inspect(cmd) => ok(inspect::run(cmd)),
+        Command::Generate(args) => ok(generate::run(args)),
+        Command::Convert(args) => convert::run(*args),
+        Command::Verify(args) => verify::run(*args),
+        Command::Build(args) => ok(build::run(*args)),
+        Command::LoadIndex(args) => ok(load_index::run(args)),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         // `blocksconvert inspect … | head` is normal use, not a failure.
         Err(e)
             if e.downcast_ref::<std::io::Error>()

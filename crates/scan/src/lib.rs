@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod plans;
 pub mod records;
 pub mod select;
+pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -128,6 +129,14 @@ pub enum ScanError {
         limit: u64,
         /// Some of them.
         examples: Vec<String>,
+    },
+    /// A flag's value is unusable.
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
     },
     /// Stopped by a signal; checkpoints are saved.
     #[error("scan cancelled; progress is checkpointed in the work dir")]

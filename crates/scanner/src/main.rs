@@ -9,16 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use cortex_index::schema::{SchemaConfig, parse_day};
-use index_source::IndexSource;
-use index_source::dynamo::{DynamoOptions, DynamoSource};
-use index_source::export::ExportSource;
 use indicatif::{ProgressBar, ProgressStyle};
 use plan_format::Compression;
 use scan::plans::ChangedPlans;
 use scan::select::{TableFilter, TenantFlags};
+use scan::source::IndexFlags;
 use scan::{ScanConfig, ScanError, ScanProgress};
 use storage::{StorageOptions, StoreLocation};
 
@@ -34,10 +32,8 @@ struct Args {
     #[arg(long, env = "BLOCKSCONVERT_SCHEMA")]
     schema: PathBuf,
 
-    /// Index to read: `dynamodb://<region>` for the live tables, or a directory / object
-    /// store URL holding one or more DynamoDB exports (DYNAMODB_JSON).
-    #[arg(long, env = "BLOCKSCONVERT_INDEX")]
-    index: String,
+    #[command(flatten)]
+    index: IndexFlags,
 
     /// Where plans go: `<plans>/<tenant>/<day>.plan.snappy` (a directory or object store
     /// URL; a separate bucket or prefix keeps plans out of the tenants' namespace).
@@ -129,30 +125,6 @@ struct Args {
     #[arg(long, env = "BLOCKSCONVERT_RESCAN")]
     rescan: bool,
 
-    /// DynamoDB endpoint override (dynalite, DynamoDB Local); AWS_ENDPOINT_URL_DYNAMODB works too.
-    #[arg(long = "dynamodb.endpoint", env = "BLOCKSCONVERT_DYNAMODB_ENDPOINT")]
-    dynamodb_endpoint: Option<String>,
-
-    /// Parallel Scan segments per table.
-    #[arg(
-        long = "dynamodb.segments",
-        env = "BLOCKSCONVERT_DYNAMODB_SEGMENTS",
-        default_value_t = 16
-    )]
-    dynamodb_segments: usize,
-
-    /// Items per Scan request (default: DynamoDB's 1 MB pages).
-    #[arg(long = "dynamodb.page-size", env = "BLOCKSCONVERT_DYNAMODB_PAGE_SIZE")]
-    dynamodb_page_size: Option<i32>,
-
-    /// Attempts per DynamoDB request on throttling and transient errors.
-    #[arg(
-        long = "dynamodb.max-attempts",
-        env = "BLOCKSCONVERT_DYNAMODB_MAX_ATTEMPTS",
-        default_value_t = 10
-    )]
-    dynamodb_max_attempts: usize,
-
     #[command(flatten)]
     storage: StorageOptions,
 
@@ -232,25 +204,10 @@ fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
 async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
     let schema = SchemaConfig::load(&a.schema).context("--schema")?;
     let plans = StoreLocation::open(&a.plans, &a.storage, true).context("--plans")?;
-    let source: Arc<dyn IndexSource> = if let Some(region) = a.index.strip_prefix("dynamodb://") {
-        if region.is_empty() {
-            bail!("--index dynamodb://<region>: the region is missing");
-        }
-        Arc::new(
-            DynamoSource::connect(DynamoOptions {
-                region: region.trim_end_matches('/').to_owned(),
-                endpoint: a.dynamodb_endpoint.clone(),
-                segments: a.dynamodb_segments,
-                page_size: a.dynamodb_page_size,
-                max_attempts: a.dynamodb_max_attempts,
-                ..DynamoOptions::default()
-            })
-            .await?,
-        )
-    } else {
-        let location = StoreLocation::open(&a.index, &a.storage, false).context("--index")?;
-        Arc::new(ExportSource::open(location, &a.work_dir.join("downloads")).await?)
-    };
+    let source = a
+        .index
+        .open(&a.storage, &a.work_dir.join("downloads"))
+        .await?;
     let cfg = ScanConfig {
         work_dir: a.work_dir.clone(),
         memory_budget: a.memory_budget,

@@ -1,0 +1,399 @@
+//! The all-in-one conversion behind `blocksconvert convert`: the scanner, the scheduler
+//! and a pool of builders in one process, over the same code and the same bucket
+//! markers as the three services.
+//!
+//! The scan writes its plans to a plans location (a local directory by default); the
+//! scheduler serves them over gRPC on a loopback port to the builder loop of
+//! `build-worker`, exactly as it would serve separate builder processes. Running the
+//! real protocol rather than calling the builder directly keeps one code path for
+//! leases, retries, quarantine and markers, so an interrupted local run resumes from
+//! the same state a cluster would: the scan from its work-dir checkpoints, the
+//! conversion from the markers (finished plans are never built again).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use block_builder::{BadChunkKind, BuildConfig, ChunkStores, PlanReport};
+use build_worker::worker::{WorkerConfig, WorkerSummary};
+use cortex_index::schema::SchemaConfig;
+use index_source::IndexSource;
+use scan::{ScanConfig, ScanError, ScanOutcome, ScanProgress};
+use scheduling::queue::QueueOrder;
+use scheduling::registry::{RegistryConfig, Status};
+use scheduling::scheduler::{Scheduler, SchedulerConfig};
+use storage::{StorageOptions, StoreLocation};
+
+/// Settings of one conversion.
+#[derive(Debug, Clone)]
+pub struct ConvertConfig {
+    /// Scanner settings (its `work_dir` holds the scan checkpoints).
+    pub scan: ScanConfig,
+    /// Where plans and their markers live.
+    pub plans: StoreLocation,
+    /// How the builders open plans (`plans` as a URL or absolute directory).
+    pub plans_url: String,
+    /// Chunk stores to read.
+    pub stores: ChunkStores,
+    /// Where blocks go (`<tenant>/<ULID>/`).
+    pub blocks: StoreLocation,
+    /// Builder settings (its `work_dir` is wiped at start).
+    pub build: BuildConfig,
+    /// Plans built at once.
+    pub builders: usize,
+    /// Attempts per plan before it is quarantined.
+    pub max_attempts: u32,
+    /// Options for opening plan URLs.
+    pub storage: StorageOptions,
+}
+
+/// Where a conversion is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stage {
+    /// Reading the index into plans.
+    Scanning = 0,
+    /// Building blocks.
+    Converting = 1,
+    /// Summing up.
+    Done = 2,
+}
+
+/// One plan being built, for progress displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivePlan {
+    /// `<tenant>/<day>`.
+    pub plan: String,
+    /// Build phase as last reported.
+    pub phase: String,
+    /// Series done.
+    pub series_done: u64,
+    /// Series in the plan.
+    pub series_total: u64,
+}
+
+/// Plan counts and the plans being built.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConvertStatus {
+    /// Plans known.
+    pub total: u64,
+    /// Finished plans.
+    pub finished: u64,
+    /// Quarantined or invalid plans.
+    pub failed: u64,
+    /// Plans waiting for a retry.
+    pub waiting: u64,
+    /// Plans being built.
+    pub active: Vec<ActivePlan>,
+}
+
+impl ConvertStatus {
+    /// Plans not yet finished or given up on.
+    pub fn pending(&self) -> u64 {
+        self.total - self.finished - self.failed
+    }
+}
+
+/// Live view of a conversion for progress bars.
+#[derive(Default)]
+pub struct ConvertProgress {
+    /// The scan's counters.
+    pub scan: Arc<ScanProgress>,
+    stage: AtomicU8,
+    scheduler: OnceLock<Arc<Scheduler>>,
+}
+
+impl ConvertProgress {
+    /// Current stage.
+    pub fn stage(&self) -> Stage {
+        match self.stage.load(Ordering::Relaxed) {
+            0 => Stage::Scanning,
+            1 => Stage::Converting,
+            _ => Stage::Done,
+        }
+    }
+
+    fn set_stage(&self, s: Stage) {
+        self.stage.store(s as u8, Ordering::Relaxed);
+    }
+
+    /// Plan counts once the conversion stage has started.
+    pub fn status(&self) -> Option<ConvertStatus> {
+        let scheduler = self.scheduler.get()?;
+        if !scheduler.is_ready() {
+            return None;
+        }
+        Some(scheduler.with_registry(|reg| {
+            let mut s = ConvertStatus::default();
+            for r in reg.plans() {
+                s.total += 1;
+                match &r.status {
+                    Status::Finished { .. } => s.finished += 1,
+                    Status::Error { .. } | Status::Invalid { .. } => s.failed += 1,
+                    Status::Waiting { .. } => s.waiting += 1,
+                    Status::Leased(l) => s.active.push(ActivePlan {
+                        plan: r.base.clone(),
+                        phase: l.progress.phase.clone(),
+                        series_done: l.progress.series_done,
+                        series_total: l.progress.series_total,
+                    }),
+                    Status::New | Status::Starting { .. } => {}
+                }
+            }
+            s.active.sort_by(|a, b| a.plan.cmp(&b.plan));
+            s
+        }))
+    }
+}
+
+/// A plan that did not convert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedPlan {
+    /// `<tenant>/<day>`.
+    pub plan: String,
+    /// Why (the scheduler's record).
+    pub reason: String,
+}
+
+/// The result of a conversion (this run and earlier runs over the same plans).
+#[derive(Debug, Clone, Default)]
+pub struct ConvertSummary {
+    /// The scan's outcome (tables, rows).
+    pub scan: Option<ScanOutcome>,
+    /// Tenant-days planned.
+    pub tenant_days: u64,
+    /// Tenant-days converted (with or without gaps).
+    pub finished: u64,
+    /// Of those, converted with missing/bad chunks or quarantined series.
+    pub with_gaps: u64,
+    /// Tenant-days that failed for good.
+    pub failed: Vec<FailedPlan>,
+    /// Tenant-days left unconverted because the run was interrupted.
+    pub pending: u64,
+    /// Series written.
+    pub series: u64,
+    /// Samples written.
+    pub samples: u64,
+    /// Bytes of the finished blocks.
+    pub block_bytes: u64,
+    /// Chunks listed by the index but absent from the chunk store.
+    pub missing_chunks: u64,
+    /// Chunks present but unreadable (checksum, corrupt, undecodable, bad ID).
+    pub bad_chunks: u64,
+    /// Series left out because their chunks disagree on the labels.
+    pub quarantined_series: u64,
+    /// Finished plans whose report could not be read (their figures are not summed).
+    pub unreadable_reports: Vec<String>,
+    /// Builder counts of this run.
+    pub builds: WorkerSummary,
+    /// Wall time of this run.
+    pub duration: Duration,
+    /// Stopped by a signal before the end.
+    pub interrupted: bool,
+}
+
+/// Why a conversion stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// The scan failed.
+    #[error("scan: {0}")]
+    Scan(#[from] ScanError),
+    /// The plans location could not be listed.
+    #[error("listing plans: {0}")]
+    Scheduler(#[from] scheduling::error::SchedulerError),
+    /// The builder loop could not start.
+    #[error("builders: {0}")]
+    Worker(#[from] build_worker::worker::WorkerError),
+    /// The loopback gRPC port.
+    #[error("loopback gRPC listener: {0}")]
+    Listen(std::io::Error),
+}
+
+/// Lease settings for builders in the same process: heartbeats cannot be lost on the
+/// way, so a short TTL only matters after a crash (plans left leased by a killed run
+/// are re-leased this long after the restart).
+const LEASE_TTL: Duration = Duration::from_secs(10);
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// Runs scan → schedule → build to the end, or until `shutdown` turns true (then
+/// running builds are cancelled and their plans released, and the summary says
+/// `interrupted`; rerunning resumes).
+pub async fn run(
+    source: Arc<dyn IndexSource>,
+    schema: &SchemaConfig,
+    cfg: ConvertConfig,
+    progress: Arc<ConvertProgress>,
+    shutdown: daemon::Shutdown,
+) -> Result<ConvertSummary, ConvertError> {
+    let started = Instant::now();
+    let mut summary = ConvertSummary::default();
+
+    progress.set_stage(Stage::Scanning);
+    let cancel_scan = {
+        let (p, sd) = (Arc::clone(&progress.scan), shutdown.clone());
+        tokio::spawn(async move {
+            sd.signalled().await;
+            p.cancel();
+        })
+    };
+    let scanned = scan::scan(source, schema, &cfg.plans, &cfg.scan, &progress.scan).await;
+    cancel_scan.abort();
+    match scanned {
+        Ok(o) => summary.scan = Some(o),
+        Err(ScanError::Cancelled) => {
+            summary.interrupted = true;
+            summary.duration = started.elapsed();
+            return Ok(summary);
+        }
+        Err(e) => return Err(e.into()),
+    }
+
+    progress.set_stage(Stage::Converting);
+    let scheduler = Arc::new(Scheduler::new(
+        SchedulerConfig {
+            tool: blocksconvert_proto::TOOL_BUILDER.into(),
+            registry: RegistryConfig {
+                max_attempts: cfg.max_attempts.max(1),
+                backoff_min: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(30),
+                lease_ttl: LEASE_TTL,
+                legacy_lease_ttl: LEASE_TTL,
+                order: QueueOrder::NewestFirst,
+                fair: false,
+            },
+            heartbeat: HEARTBEAT,
+            scan_interval: Duration::from_secs(60),
+            max_wait: Duration::from_secs(2),
+            tenants: cfg.scan.tenants.clone(),
+        },
+        cfg.plans.clone(),
+        cfg.plans_url.clone(),
+    ));
+    scheduler.scan().await?;
+    let _ = progress.scheduler.set(Arc::clone(&scheduler));
+
+    let (stop_services, services_shutdown) = daemon::Shutdown::channel();
+    let background = {
+        let (s, sd) = (Arc::clone(&scheduler), services_shutdown.clone());
+        tokio::spawn(async move { s.run_background(sd).await })
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(ConvertError::Listen)?;
+    let addr = listener.local_addr().map_err(ConvertError::Listen)?;
+    let grpc = {
+        let svc = blocksconvert_proto::scheduler_server::SchedulerServer::new(
+            scheduling::grpc::SchedulerService(Arc::clone(&scheduler)),
+        );
+        let sd = services_shutdown.clone();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async move { sd.signalled().await },
+                ),
+        )
+    };
+
+    // The builders stop when every plan is finished or given up on, or on a signal.
+    let (stop_builders, builders_shutdown) = daemon::Shutdown::channel();
+    let watcher = {
+        let (p, sd) = (Arc::clone(&progress), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                if sd.wait_for(Duration::from_millis(250)).await {
+                    let _ = stop_builders.send(true);
+                    return true;
+                }
+                if p.status().is_some_and(|s| s.pending() == 0) {
+                    let _ = stop_builders.send(true);
+                    return false;
+                }
+            }
+        })
+    };
+    let client = build_worker::worker::connect(&addr.to_string())?;
+    let worker = build_worker::worker::run(
+        WorkerConfig {
+            name: "convert".into(),
+            concurrency: cfg.builders.max(1),
+            // On a signal, running builds are released at once: rerunning resumes them.
+            grace_period: Duration::ZERO,
+            // Short polls: the loop notices the end of the work within half a second.
+            lease_wait: Duration::from_millis(500),
+            storage: cfg.storage.clone(),
+        },
+        client,
+        cfg.stores.clone(),
+        cfg.blocks.clone(),
+        cfg.build.clone(),
+        builders_shutdown,
+    )
+    .await;
+    summary.interrupted = watcher.await.unwrap_or(true);
+    let _ = stop_services.send(true);
+    let _ = background.await;
+    if let Ok(Err(e)) = grpc.await {
+        tracing::warn!(error = %e, "loopback gRPC server stopped with an error");
+    }
+    summary.builds = worker?;
+
+    progress.set_stage(Stage::Done);
+    sum_up(&scheduler, &cfg, &mut summary).await;
+    summary.duration = started.elapsed();
+    Ok(summary)
+}
+
+/// Fills the summary from the scheduler's registry, the plans' reports and the blocks.
+async fn sum_up(scheduler: &Scheduler, cfg: &ConvertConfig, summary: &mut ConvertSummary) {
+    let mut finished: BTreeMap<String, String> = BTreeMap::new();
+    scheduler.with_registry(|reg| {
+        for r in reg.plans() {
+            summary.tenant_days += 1;
+            match &r.status {
+                Status::Finished { id } => {
+                    finished.insert(r.base.clone(), format!("{}/{id}/", r.tenant));
+                }
+                Status::Error { reason } | Status::Invalid { reason } => {
+                    summary.failed.push(FailedPlan {
+                        plan: r.base.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                _ => summary.pending += 1,
+            }
+        }
+    });
+    summary.finished = finished.len() as u64;
+    for (base, block) in &finished {
+        let report_key = format!("{base}.report.json");
+        let report = match cfg.plans.get(&report_key).await {
+            Ok(bytes) => serde_json::from_slice::<PlanReport>(&bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match report {
+            Ok(r) => {
+                if r.status != block_builder::PlanStatus::Complete {
+                    summary.with_gaps += 1;
+                }
+                summary.series += r.series_written;
+                summary.samples += r.samples_written;
+                let missing = r.count(BadChunkKind::Missing) as u64;
+                summary.missing_chunks += missing;
+                summary.bad_chunks += r.bad_chunks.len() as u64 - missing;
+                summary.quarantined_series += r.quarantined_series.len() as u64;
+            }
+            Err(e) => summary
+                .unreadable_reports
+                .push(format!("{}: {e}", cfg.plans.describe(&report_key))),
+        }
+        match cfg.blocks.list(block).await {
+            Ok(objects) => summary.block_bytes += objects.iter().map(|(_, m)| m.size).sum::<u64>(),
+            Err(e) => {
+                tracing::warn!(block = %cfg.blocks.describe(block), error = %e, "cannot list block")
+            }
+        }
+    }
+}
