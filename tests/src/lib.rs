@@ -566,3 +566,36 @@ impl object_store::ObjectStore for FaultyStore {
         self.inner.copy_opts(from, to, options).await
     }
 }
+
+/// A binary of this workspace, built from this checkout once per test process.
+///
+/// Cargo only builds the binaries of the package under test, so a test driving another
+/// package's binary would otherwise run whatever stale copy sits in the target dir.
+pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<BTreeMap<String, PathBuf>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = built.get(bin) {
+        return p.clone();
+    }
+    // <target>/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir")
+        .to_owned();
+    let target_dir = profile_dir.parent().expect("target dir");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "-q", "-p", package, "--bin", bin, "--target-dir"])
+        .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo build");
+    assert!(status.success(), "building {package} ({bin}) failed");
+    let path = profile_dir.join(bin);
+    built.insert(bin.to_owned(), path.clone());
+    path
+}

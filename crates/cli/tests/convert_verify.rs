@@ -1,0 +1,379 @@
+//! `blocksconvert convert` and `blocksconvert verify` as an operator runs them: the
+//! Cortex corpus converted in one process and checked against Cortex's expected
+//! samples, verify's verdicts on good and damaged blocks, and an interrupted conversion
+//! resumed to the same result.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use blocksconvert_tests::{corpus_dir, expected, read_block};
+
+const TENANTS: [&str; 3] = ["42", "acme", "team-a.prod"];
+const DAYS: [i64; 3] = [18584, 18585, 18586];
+const DAY_MS: i64 = 86_400_000;
+
+fn blocksconvert() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_blocksconvert"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn convert_corpus(tmp: &Path) -> Output {
+    let c = corpus_dir();
+    blocksconvert()
+        .arg("convert")
+        .arg("--schema")
+        .arg(c.join("schema.yaml"))
+        .arg("--index")
+        .arg(c.join("dynamodb-export"))
+        .arg("--chunks")
+        .arg(c.join("chunks"))
+        .arg("--output")
+        .arg(tmp.join("blocks"))
+        .arg("--work-dir")
+        .arg(tmp.join("work"))
+        .args(["--builders", "2", "--workers", "1"])
+        .output()
+        .expect("run convert")
+}
+
+fn verify(tmp: &Path, extra: &[&str]) -> Output {
+    let c = corpus_dir();
+    blocksconvert()
+        .arg("verify")
+        .arg("--schema")
+        .arg(c.join("schema.yaml"))
+        .arg("--index")
+        .arg(c.join("dynamodb-export"))
+        .arg("--chunks")
+        .arg(c.join("chunks"))
+        .arg("--blocks")
+        .arg(tmp.join("blocks"))
+        .arg("--work-dir")
+        .arg(tmp.join("verify"))
+        .args(extra)
+        .output()
+        .expect("run verify")
+}
+
+/// Block directories per (tenant, day), from their meta.json.
+fn blocks_by_day(root: &Path) -> BTreeMap<(String, i64), Vec<PathBuf>> {
+    let mut out: BTreeMap<(String, i64), Vec<PathBuf>> = BTreeMap::new();
+    for tenant in std::fs::read_dir(root).expect("blocks dir") {
+        let tenant = tenant.expect("entry").path();
+        for block in std::fs::read_dir(&tenant).expect("tenant dir") {
+            let block = block.expect("entry").path();
+            let meta: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(block.join("meta.json")).expect("meta.json"))
+                    .expect("meta json");
+            let day = meta["minTime"].as_i64().expect("minTime") / DAY_MS;
+            let name = tenant.file_name().expect("name").to_string_lossy().into();
+            out.entry((name, day)).or_default().push(block);
+        }
+    }
+    out
+}
+
+fn line_for<'a>(stdout: &'a str, tenant: &str, day: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l[5..].starts_with(&format!("{tenant} {day}:")))
+        .unwrap_or_else(|| panic!("no verdict for {tenant} {day} in:\n{stdout}"))
+}
+
+#[test]
+fn convert_the_corpus_then_verify_pinpoints_damaged_blocks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = convert_corpus(tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tenant-days  9 planned, 9 converted")
+            && stdout.contains("0 failed, 0 left"),
+        "{}",
+        text(&out)
+    );
+    // The corpus lists chunks that Cortex never wrote (its README names them).
+    assert!(stdout.contains("missing"), "{stdout}");
+
+    // Exactly one block per tenant-day, holding exactly Cortex's expected samples.
+    let blocks = blocks_by_day(&tmp.path().join("blocks"));
+    assert_eq!(blocks.len(), 9, "{blocks:?}");
+    let mut series_total = 0;
+    let mut samples_total = 0;
+    for tenant in TENANTS {
+        for day in DAYS {
+            let dirs = &blocks[&(tenant.to_owned(), day)];
+            assert_eq!(dirs.len(), 1, "{tenant}/{day}: {dirs:?}");
+            let got = read_block(&dirs[0]);
+            let want = expected(tenant, day);
+            assert_eq!(got, want, "{tenant}/{day}");
+            series_total += want.len();
+            samples_total += want.iter().map(|s| s.samples.len()).sum::<usize>();
+        }
+    }
+    let count = |n: usize| {
+        let s = n.to_string();
+        let mut o = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
+                o.push(',');
+            }
+            o.push(c);
+        }
+        o
+    };
+    assert!(
+        stdout.contains(&format!("series       {}\n", count(series_total)))
+            && stdout.contains(&format!("samples      {}\n", count(samples_total))),
+        "summary disagrees with the blocks ({series_total} series, {samples_total} samples):\n{stdout}"
+    );
+
+    // verify: every tenant-day OK.
+    let v = verify(tmp.path(), &[]);
+    assert!(v.status.success(), "{}", text(&v));
+    let vout = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(
+        vout.lines().filter(|l| l.starts_with("OK ")).count(),
+        9,
+        "{vout}"
+    );
+    assert!(
+        vout.contains("verified 9 tenant-days: 9 OK, 0 with differences"),
+        "{vout}"
+    );
+
+    // Damage three blocks in three ways.
+    // 1. One sample value changed inside a chunk segment (the XOR stream still decodes).
+    let acme = &blocks[&("acme".to_owned(), 18585)][0];
+    let segment = acme.join("chunks/000001");
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&segment, bytes).expect("write");
+    // 2. A truncated index.
+    let team = &blocks[&("team-a.prod".to_owned(), 18584)][0];
+    let index = team.join("index");
+    let len = std::fs::metadata(&index).expect("index").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("truncate");
+    // 3. A block gone.
+    std::fs::remove_dir_all(&blocks[&("42".to_owned(), 18586)][0]).expect("rm");
+
+    let v = verify(tmp.path(), &[]);
+    assert_eq!(v.status.code(), Some(1), "{}", text(&v));
+    let vout = String::from_utf8_lossy(&v.stdout);
+    let acme_line = line_for(&vout, "acme", "2020-11-19");
+    assert!(acme_line.starts_with("FAIL"), "{vout}");
+    assert!(
+        vout.contains("series differ:") || vout.contains("chunks"),
+        "the changed chunk is named:\n{vout}"
+    );
+    assert!(
+        line_for(&vout, "team-a.prod", "2020-11-18").starts_with("FAIL"),
+        "{vout}"
+    );
+    assert!(vout.contains("is unreadable"), "{vout}");
+    assert!(
+        line_for(&vout, "42", "2020-11-20").starts_with("FAIL"),
+        "{vout}"
+    );
+    assert!(
+        vout.contains("no block of tenant 42 covers day 2020-11-20"),
+        "{vout}"
+    );
+    assert_eq!(
+        vout.lines().filter(|l| l.starts_with("OK ")).count(),
+        6,
+        "{vout}"
+    );
+    assert!(
+        vout.contains("verified 9 tenant-days: 6 OK, 3 with differences"),
+        "{vout}"
+    );
+
+    // --tenant/--day narrow the comparison to what still matches.
+    let v = verify(
+        tmp.path(),
+        &["--tenant", "acme", "--day", "2020-11-18,2020-11-20"],
+    );
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("verified 2 tenant-days: 2 OK"),
+        "{}",
+        text(&v)
+    );
+}
+
+#[test]
+fn an_interrupted_conversion_resumes_to_the_same_blocks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = tmp.path().join("store");
+    let generated = blocksconvert()
+        .args(["generate", "--out"])
+        .arg(&store)
+        .args([
+            "--tenants",
+            "2",
+            "--days",
+            "3",
+            "--series",
+            "600",
+            "--samples-per-series",
+            "2880",
+            "--encoding",
+            "bigchunk,xor,doubledelta",
+            "--schema",
+            "v10,v11",
+            "--seed",
+            "3",
+        ])
+        .output()
+        .expect("generate");
+    assert!(generated.status.success(), "{}", text(&generated));
+    let convert = || {
+        let mut c = blocksconvert();
+        c.arg("convert")
+            .arg("--schema")
+            .arg(store.join("schema.yaml"))
+            .arg("--index")
+            .arg(store.join("dynamodb-export"))
+            .arg("--chunks")
+            .arg(store.join("chunks"))
+            .arg("--output")
+            .arg(tmp.path().join("blocks"))
+            .arg("--work-dir")
+            .arg(tmp.path().join("work"))
+            .args(["--workers", "1"]);
+        c
+    };
+    let mut child = convert()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Interrupt as soon as the first tenant-day is finished.
+    let plans = tmp.path().join("work/plans");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished = |dir: &Path| -> usize {
+        walk(dir)
+            .iter()
+            .filter(|p| p.to_string_lossy().contains(".finished."))
+            .count()
+    };
+    while finished(&plans) == 0 {
+        assert!(Instant::now() < deadline, "no tenant-day finished in 120 s");
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "convert ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let first = child.wait_with_output().expect("wait");
+    let first_out = String::from_utf8_lossy(&first.stdout).into_owned();
+    let built_first = built_this_run(&first_out);
+    if first.status.code() == Some(130) {
+        assert!(
+            first_out.contains("interrupted") && first_out.contains("rerun the same command"),
+            "{}",
+            text(&first)
+        );
+        assert!(built_first < 6, "{first_out}");
+    } else {
+        // The last tenant-days may finish before the signal lands; then nothing is left.
+        assert!(first.status.success(), "{}", text(&first));
+    }
+    // No lease is left behind by the interruption.
+    assert_eq!(
+        walk(&plans)
+            .iter()
+            .filter(|p| p.to_string_lossy().contains(".inprogress"))
+            .count(),
+        0,
+        "{:?}",
+        walk(&plans)
+    );
+    let second = convert().output().expect("resume");
+    assert!(second.status.success(), "{}", text(&second));
+    let second_out = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second_out.contains("6 planned, 6 converted"),
+        "{second_out}"
+    );
+    assert_eq!(
+        built_first + built_this_run(&second_out),
+        6,
+        "each tenant-day built once:\n{first_out}\n{second_out}"
+    );
+    let blocks = blocks_by_day(&tmp.path().join("blocks"));
+    assert_eq!(blocks.len(), 6);
+    assert!(
+        blocks.values().all(|b| b.len() == 1),
+        "one block per tenant-day: {blocks:?}"
+    );
+    // And the blocks hold the store's samples.
+    let v = blocksconvert()
+        .arg("verify")
+        .arg("--schema")
+        .arg(store.join("schema.yaml"))
+        .arg("--index")
+        .arg(store.join("dynamodb-export"))
+        .arg("--chunks")
+        .arg(store.join("chunks"))
+        .arg("--blocks")
+        .arg(tmp.path().join("blocks"))
+        .arg("--work-dir")
+        .arg(tmp.path().join("verify"))
+        .output()
+        .expect("verify");
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("6 OK, 0 with differences"),
+        "{}",
+        text(&v)
+    );
+}
+
+fn built_this_run(stdout: &str) -> usize {
+    stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("this run"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'this run' line in:\n{stdout}"))
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
