@@ -93,4 +93,37 @@ pub fn describe() {
     );
     describe_counter!(PLANS, "Plans built, by status.");
     metrics::describe_histogram!(PHASE_SECONDS, "Duration of each build phase, per plan.");
+    // Counters exist from the start at 0 (see the scheduler's metrics for why).
+    for name in [
+        FETCHED_CHUNKS,
+        FETCHED_CHUNK_BYTES,
+        SERIES,
+        WRITTEN_SAMPLES,
+        CHUNKS_NOT_FOUND,
+        BLOCK_SIZE,
+        QUARANTINED_SERIES,
+        DECODED_SAMPLES,
+        CONFLICTING_SAMPLES,
+        SPILL_BYTES,
+        FETCH_RETRIES,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    use crate::report::{BadChunkKind, PlanStatus};
+    for kind in [
+        BadChunkKind::Missing,
+        BadChunkKind::Checksum,
+        BadChunkKind::Corrupt,
+        BadChunkKind::Undecodable,
+        BadChunkKind::InvalidId,
+    ] {
+        metrics::counter!(BAD_CHUNKS, "kind" => kind.as_str()).increment(0);
+    }
+    for status in [
+        PlanStatus::Complete,
+        PlanStatus::FinishedWithGaps,
+        PlanStatus::Failed,
+    ] {
+        metrics::counter!(PLANS, "status" => status.as_str()).increment(0);
+    }
 }

@@ -80,7 +80,7 @@ pub struct BuildFlags {
     #[arg(long, env = "BLOCKSCONVERT_OUTPUT")]
     pub output: String,
     /// Cortex schema config (selects the chunk store per period).
-    #[arg(long, env = "BLOCKSCONVERT_SCHEMA")]
+    #[arg(long, env = "BLOCKSCONVERT_SCHEMA", alias = "schema-config-file")]
     pub schema: Option<PathBuf>,
     /// Scratch directory (cleaned on start).
     #[arg(

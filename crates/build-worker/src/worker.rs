@@ -58,6 +58,17 @@ pub mod metric {
             DISCARDED,
             "Uploaded blocks deleted because their lease was lost."
         );
+        // Every series exists from the start (an idle builder shows 0, not nothing).
+        for outcome in ["done", "failed", "lost", "released"] {
+            ::metrics::counter!(PLANS, "outcome" => outcome).increment(0);
+        }
+        for rpc in ["lease", "heartbeat", "complete", "fail", "release"] {
+            ::metrics::counter!(RPC_ERRORS, "rpc" => rpc).increment(0);
+        }
+        ::metrics::counter!(DISCARDED).increment(0);
+        for gauge in [ACTIVE, SERIES_DONE, SERIES_TOTAL] {
+            ::metrics::gauge!(gauge).set(0.0);
+        }
     }
 }
 

@@ -12,6 +12,9 @@ use clap::{ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
 /// The flag that names the config file.
 pub const CONFIG_FLAG: &str = "config.file";
 
+/// The flag that prints the effective configuration and exits.
+pub const PRINT_FLAG: &str = "print-config";
+
 /// A config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
@@ -40,13 +43,112 @@ pub fn parse<T: CommandFactory + FromArgMatches>() -> Result<T, ConfigFileError>
 }
 
 /// [`parse`] over explicit arguments (`args[0]` is the program name).
+///
+/// Every command gets `--print-config`: it prints the effective settings as a config
+/// file (each key with where its value came from, secrets redacted) and exits 0, so
+/// an operator sees what a flag, variable and file combination amounts to.
 pub fn parse_from<T: CommandFactory + FromArgMatches>(
     args: Vec<String>,
 ) -> Result<T, ConfigFileError> {
-    let cmd = T::command().args_override_self(true);
-    let args = expand(&cmd, args)?;
-    let matches: ArgMatches = cmd.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    let cmd = T::command().args_override_self(true).arg(
+        clap::Arg::new(PRINT_FLAG)
+            .long(PRINT_FLAG)
+            .action(ArgAction::SetTrue)
+            .help("Print the effective configuration (as a --config.file) and exit"),
+    );
+    let expanded = expand(&cmd, args)?;
+    let matches: ArgMatches = match cmd.clone().try_get_matches_from(expanded.args) {
+        Ok(m) => m,
+        Err(e) => {
+            // A bad value that came from the file: say which file and key.
+            if let (Some(path), Some(clap::error::ContextValue::String(arg))) =
+                (&expanded.path, e.get(clap::error::ContextKind::InvalidArg))
+                && let Some(key) = expanded
+                    .from_file
+                    .iter()
+                    .find(|k| arg.starts_with(&format!("--{k} ")) || *arg == format!("--{k}"))
+            {
+                return Err(ConfigFileError::Invalid {
+                    path: path.clone(),
+                    reason: format!("key {key:?}: {}", first_line(&e.render().to_string())),
+                });
+            }
+            e.exit()
+        }
+    };
+    if matches.get_flag(PRINT_FLAG) {
+        print!("{}", render_config(&cmd, &matches, &expanded.from_file));
+        std::process::exit(0);
+    }
     Ok(T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned()
+}
+
+/// The effective settings as YAML, one key per long flag, with their source.
+pub fn render_config(cmd: &Command, matches: &ArgMatches, from_file: &[String]) -> String {
+    use clap::parser::ValueSource;
+    let mut out = String::new();
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if [CONFIG_FLAG, PRINT_FLAG, "help", "version"].contains(&long) {
+            continue;
+        }
+        let id = arg.get_id().as_str();
+        let source = match matches.value_source(id) {
+            Some(ValueSource::DefaultValue) => "default",
+            Some(ValueSource::EnvVariable) => "environment",
+            Some(ValueSource::CommandLine) if from_file.iter().any(|k| k == long) => "config file",
+            Some(ValueSource::CommandLine) => "command line",
+            _ => "unset",
+        };
+        let values: Vec<String> = matches
+            .get_raw(id)
+            .map(|vs| vs.map(|v| v.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        let secret = long.contains("secret") || long.contains("password");
+        let yaml = |v: &str| -> String {
+            if secret {
+                return "<redacted>".into();
+            }
+            if v.parse::<f64>().is_ok() {
+                return v.to_owned();
+            }
+            serde_yaml::to_string(v)
+                .map(|t| t.trim_end().to_owned())
+                .unwrap_or_else(|_| format!("{v:?}"))
+        };
+        let value = match (arg.get_action(), values.as_slice()) {
+            (ArgAction::SetTrue, _) => matches
+                .try_get_one::<bool>(id)
+                .ok()
+                .flatten()
+                .copied()
+                .unwrap_or(false)
+                .to_string(),
+            (_, []) => "null".into(),
+            (ArgAction::Append, vs) => format!(
+                "[{}]",
+                vs.iter().map(|v| yaml(v)).collect::<Vec<_>>().join(", ")
+            ),
+            (_, [v, ..]) => yaml(v),
+        };
+        out.push_str(&format!("{long}: {value}  # {source}\n"));
+    }
+    out
+}
+
+/// Arguments with the file's settings inserted, and which keys came from the file.
+struct Expanded {
+    args: Vec<String>,
+    path: Option<String>,
+    from_file: Vec<String>,
 }
 
 fn config_path(args: &[String]) -> Option<String> {
@@ -64,9 +166,13 @@ fn config_path(args: &[String]) -> Option<String> {
 }
 
 /// Inserts the file's settings as flags after the program name.
-fn expand(cmd: &Command, args: Vec<String>) -> Result<Vec<String>, ConfigFileError> {
+fn expand(cmd: &Command, args: Vec<String>) -> Result<Expanded, ConfigFileError> {
     let Some(path) = config_path(&args) else {
-        return Ok(args);
+        return Ok(Expanded {
+            args,
+            path: None,
+            from_file: Vec::new(),
+        });
     };
     let text = std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Io {
         path: path.clone(),
@@ -83,6 +189,7 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Vec<String>, ConfigFileErr
         _ => return Err(invalid("expected a mapping of flag names to values".into())),
     };
     let mut injected = Vec::new();
+    let mut from_file = Vec::new();
     for (k, v) in map {
         let key = k
             .as_str()
@@ -90,7 +197,12 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Vec<String>, ConfigFileErr
             .to_owned();
         let arg = cmd
             .get_arguments()
-            .find(|a| a.get_long() == Some(key.as_str()) && key != CONFIG_FLAG)
+            .find(|a| {
+                key != CONFIG_FLAG
+                    && (a.get_long() == Some(key.as_str())
+                        || a.get_all_aliases()
+                            .is_some_and(|al| al.contains(&key.as_str())))
+            })
             .ok_or_else(|| {
                 invalid(format!(
                     "unknown key {key:?} (keys are the long flag names)"
@@ -98,13 +210,24 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Vec<String>, ConfigFileErr
             })?;
         // The command line and the environment win over the file (a list given on the
         // command line replaces the file's list rather than extending it).
-        let on_command_line = args
-            .iter()
-            .skip(1)
-            .any(|a| *a == format!("--{key}") || a.starts_with(&format!("--{key}=")));
+        // `key: null` (as --print-config writes unset keys) leaves the flag unset.
+        if v.is_null() {
+            continue;
+        }
+        let names: Vec<&str> = arg
+            .get_long()
+            .into_iter()
+            .chain(arg.get_all_aliases().unwrap_or_default())
+            .collect();
+        let on_command_line = args.iter().skip(1).any(|a| {
+            names
+                .iter()
+                .any(|n| *a == format!("--{n}") || a.starts_with(&format!("--{n}=")))
+        });
         if on_command_line || arg.get_env().is_some_and(|e| std::env::var_os(e).is_some()) {
             continue;
         }
+        from_file.push(arg.get_long().unwrap_or(&key).to_owned());
         let scalar = |v: &serde_yaml::Value| -> Result<String, ConfigFileError> {
             match v {
                 serde_yaml::Value::String(s) => Ok(s.clone()),
@@ -141,7 +264,11 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Vec<String>, ConfigFileErr
     out.extend(it.next());
     out.extend(injected);
     out.extend(it);
-    Ok(out)
+    Ok(Expanded {
+        args: out,
+        path: Some(path),
+        from_file,
+    })
 }
 
 /// Parses a byte size like `64MiB`, `1g`, `4096`.
@@ -169,7 +296,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use clap::{CommandFactory, Parser};
 
     #[derive(Parser, Debug)]
     struct Flags {
@@ -219,6 +346,42 @@ mod tests {
         std::fs::write(&path, "wrok-dir: /data\n").expect("write");
         let err = parse_from::<Flags>(args(&["--config.file", &p])).expect_err("typo");
         assert!(err.to_string().contains("\"wrok-dir\""), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn bad_values_name_the_file_and_key_and_print_config_shows_sources() {
+        let dir = std::env::temp_dir().join(format!("config-file-print-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("c.yaml");
+        let p = path.display().to_string();
+        std::fs::write(&path, "limit: many\n").expect("write");
+        let err = parse_from::<Flags>(args(&["--config.file", &p])).expect_err("bad value");
+        let text = err.to_string();
+        assert!(
+            text.contains(&p) && text.contains("key \"limit\"") && text.contains("many"),
+            "{text}"
+        );
+
+        std::fs::write(&path, "work-dir: /data\ntenant: [a, b]\n").expect("write");
+        let cmd = Flags::command();
+        let expanded = expand(&cmd, args(&["--config.file", &p, "--keep-files"])).expect("expand");
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(expanded.args)
+            .expect("matches");
+        let text = render_config(&cmd, &matches, &expanded.from_file);
+        assert!(text.contains("work-dir: /data  # config file\n"), "{text}");
+        assert!(text.contains("tenant: [a, b]  # config file\n"), "{text}");
+        assert!(
+            text.contains("keep-files: true  # command line\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("limit: '1'  # default\n") || text.contains("limit: 1  # default\n"),
+            "{text}"
+        );
+        assert!(!text.contains("config.file"), "{text}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

@@ -29,7 +29,7 @@ struct Args {
     config_file: Option<PathBuf>,
 
     /// Cortex schema config (the chunks storage's `-schema-config-file`).
-    #[arg(long, env = "BLOCKSCONVERT_SCHEMA")]
+    #[arg(long, env = "BLOCKSCONVERT_SCHEMA", alias = "schema-config-file")]
     schema: PathBuf,
 
     #[command(flatten)]

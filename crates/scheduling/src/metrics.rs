@@ -89,6 +89,23 @@ pub fn describe() {
         "Duration of the last full listing."
     );
     describe_counter!(WRONG_TOOL, "Requests from another tool, refused (W15).");
+    // Counters exist from the start at 0, so `increase()` in alerts and dashboards sees
+    // the first event instead of a series appearing out of nowhere.
+    for name in [
+        LEASE_EXPIRIES,
+        LEASES_RELEASED,
+        PLANS_COMPLETED,
+        RETRIES,
+        QUARANTINES,
+        ATTEMPT_CONFLICTS,
+        SCANS,
+        WRONG_TOOL,
+    ] {
+        ::metrics::counter!(name).increment(0);
+    }
+    for api in ["lease", "next_plan"] {
+        ::metrics::counter!(LEASES_GRANTED, "api" => api).increment(0);
+    }
 }
 
 /// Sets the gauges from the registry.

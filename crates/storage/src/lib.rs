@@ -74,23 +74,40 @@ impl StorageError {
 #[derive(Debug, Clone, clap::Args)]
 pub struct StorageOptions {
     /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000` (default: AWS).
-    #[arg(long = "s3.endpoint", env = "BLOCKSCONVERT_S3_ENDPOINT")]
+    #[arg(
+        long = "s3.endpoint",
+        env = "BLOCKSCONVERT_S3_ENDPOINT",
+        alias = "blocks-storage.s3.endpoint"
+    )]
     pub s3_endpoint: Option<String>,
     /// S3 region (default: from the environment, else us-east-1).
-    #[arg(long = "s3.region", env = "BLOCKSCONVERT_S3_REGION")]
+    #[arg(
+        long = "s3.region",
+        env = "BLOCKSCONVERT_S3_REGION",
+        alias = "blocks-storage.s3.region"
+    )]
     pub s3_region: Option<String>,
     /// S3 access key (default: `AWS_ACCESS_KEY_ID`, instance/IRSA credentials).
-    #[arg(long = "s3.access-key-id", env = "BLOCKSCONVERT_S3_ACCESS_KEY_ID")]
+    #[arg(
+        long = "s3.access-key-id",
+        env = "BLOCKSCONVERT_S3_ACCESS_KEY_ID",
+        alias = "blocks-storage.s3.access-key-id"
+    )]
     pub s3_access_key_id: Option<String>,
     /// S3 secret key (default: `AWS_SECRET_ACCESS_KEY`).
     #[arg(
         long = "s3.secret-access-key",
         env = "BLOCKSCONVERT_S3_SECRET_ACCESS_KEY",
+        alias = "blocks-storage.s3.secret-access-key",
         hide_env_values = true
     )]
     pub s3_secret_access_key: Option<String>,
     /// Allow plain-HTTP endpoints (local S3-compatible servers).
-    #[arg(long = "s3.insecure", env = "BLOCKSCONVERT_S3_INSECURE")]
+    #[arg(
+        long = "s3.insecure",
+        env = "BLOCKSCONVERT_S3_INSECURE",
+        alias = "blocks-storage.s3.insecure"
+    )]
     pub s3_insecure: bool,
     /// Per-request timeout for remote object stores.
     #[arg(long = "storage.request-timeout", env = "BLOCKSCONVERT_STORAGE_REQUEST_TIMEOUT",
