@@ -1,41 +1,39 @@
 #!/usr/bin/env bash
-# The README's first command: generate a synthetic Cortex chunk store in a temporary
-# directory (no cloud, no server), inspect it, scan its index export into plans, and
-# build a block from every plan.
-# `--small` keeps it tiny (CI runs it that way).
+# The README's first command: generate a synthetic Cortex chunk store (chunks, DynamoDB
+# export of the index, schema.yaml) in a temporary directory, convert it to TSDB blocks
+# with `blocksconvert convert` (scanner, scheduler and builders in one process; no cloud,
+# no server), check the blocks sample for sample with `blocksconvert verify`, and show
+# one block. `--small` keeps it tiny (CI runs it that way); `--keep` keeps the directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 series=1000
-if [ "${1:-}" = "--small" ]; then series=40; fi
+keep=false
+for a in "$@"; do
+  case "$a" in
+    --small) series=40 ;;
+    --keep) keep=true ;;
+    *) echo "usage: $0 [--small] [--keep]" >&2; exit 2 ;;
+  esac
+done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/blocksconvert-demo.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cargo build -q --release -p blocksconvert-cli -p blocksconvert-scanner
+if $keep; then echo "working in $work"; else trap 'rm -rf "$work"' EXIT; fi
+cargo build -q --release -p blocksconvert-cli
 bin=target/release/blocksconvert
-scanner=target/release/blocksconvert-scanner
 
+echo "--- generate a Cortex chunk store (2 tenants x 2 days, $series series each)"
 "$bin" generate --out "$work/store" --tenants 2 --days 2 --series "$series" \
   --samples-per-series 2880 --encoding bigchunk,xor,doubledelta --schema v10,v11 --seed 7
 
-echo "--- schema.yaml"
-cat "$work/store/schema.yaml"
-echo "--- one chunk object"
-chunk=$(find "$work/store/chunks/tenant-0" -type f | sort | sed -n 1p)
-"$bin" inspect chunk "$chunk" | head -n 12
-echo "--- the same chunk as JSON (first 300 bytes)"
-"$bin" inspect chunk "$chunk" --json | head -c 300; echo
+echo "--- convert: index export -> plans -> blocks (local directories)"
+"$bin" convert --schema "$work/store/schema.yaml" --index "$work/store/dynamodb-export" \
+  --chunks "$work/store/chunks" --output "$work/blocks" --work-dir "$work/convert"
 
-echo "--- scan the index export into plans (one per tenant-day)"
-"$scanner" --schema "$work/store/schema.yaml" --index "$work/store/dynamodb-export" \
-  --plans "$work/plans" --work-dir "$work/scan" --quiet 2> "$work/scan.log" || { cat "$work/scan.log"; exit 1; }
-find "$work/plans" -type f | sort
+echo "--- verify: the blocks against the chunk store, sample for sample"
+"$bin" verify --schema "$work/store/schema.yaml" --index "$work/store/dynamodb-export" \
+  --chunks "$work/store/chunks" --blocks "$work/blocks" --work-dir "$work/verify"
 
-echo "--- build every plan into blocks (local directories, no cloud)"
-for plan in $(find "$work/plans" -name '*.plan.snappy' | sort); do
-  "$bin" build --plan "$plan" --chunks "$work/store/chunks" --output "$work/blocks" \
-    --markers "$work/markers" --work-dir "$work/build" --quiet
-done
 echo "--- one block"
 block=$(find "$work/blocks/tenant-0" -mindepth 1 -maxdepth 1 -type d | sort | sed -n 1p)
 "$bin" inspect block "$block" | head -n 12

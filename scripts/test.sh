@@ -46,6 +46,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace 2>&1 | tee "$log"
+# deploy/: manifests, service configs, alert rules, dashboard (schema checkers).
+scripts/check-deploy.sh
 # The README's first command, on a small store, so the front door keeps working.
 scripts/demo.sh --small
 # One closing line over every test binary (cargo prints one per binary).
