@@ -134,8 +134,9 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut checked, mut failed) = (0u64, 0u64);
+    let mut catalog = verify::BlockCatalog::default();
     for file in &files {
-        let report = verify::verify_plan(file, &cfg).await?;
+        let report = verify::verify_plan(file, &cfg, &mut catalog).await?;
         bar.inc(1);
         checked += 1;
         if !report.ok() {

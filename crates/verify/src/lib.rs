@@ -246,54 +246,73 @@ async fn read_series(
     }
 }
 
-/// Downloads every block of `tenant` overlapping `[day_start, day_start + 1 day)`.
+/// The blocks of one tenant (meta.json and file names), listed once and reused for
+/// all of the tenant's days: listing per day would cost days² requests.
+#[derive(Debug, Default)]
+pub struct BlockCatalog {
+    tenant: Option<String>,
+    blocks: Vec<(String, BlockMeta, Vec<String>)>,
+    errors: Vec<String>,
+}
+
+impl BlockCatalog {
+    async fn load(&mut self, cfg: &VerifyConfig, tenant: &str) -> Result<(), VerifyError> {
+        if self.tenant.as_deref() == Some(tenant) {
+            return Ok(());
+        }
+        self.blocks.clear();
+        self.errors.clear();
+        let objects = cfg.blocks.list(&format!("{tenant}/")).await?;
+        let mut by_block: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, _) in &objects {
+            let mut parts = key.splitn(3, '/');
+            if let (Some(_), Some(ulid), Some(rest)) = (parts.next(), parts.next(), parts.next()) {
+                by_block
+                    .entry(ulid.to_owned())
+                    .or_default()
+                    .push(rest.to_owned());
+            }
+        }
+        for (ulid, files) in by_block {
+            if !files.iter().any(|f| f == "meta.json") {
+                // An upload in progress or an abandoned attempt: meta.json goes last.
+                continue;
+            }
+            let meta_key = format!("{tenant}/{ulid}/meta.json");
+            match cfg.blocks.get(&meta_key).await {
+                Ok(b) => match serde_json::from_slice::<BlockMeta>(&b) {
+                    Ok(m) => self.blocks.push((ulid, m, files)),
+                    Err(e) => self
+                        .errors
+                        .push(format!("{}: {e}", cfg.blocks.describe(&meta_key))),
+                },
+                Err(e) => self.errors.push(e.to_string()),
+            }
+        }
+        self.tenant = Some(tenant.to_owned());
+        Ok(())
+    }
+}
+
+/// Downloads every block of the catalog's tenant overlapping `[day_start, day_start + 1 day)`.
 async fn download_blocks(
     cfg: &VerifyConfig,
+    catalog: &BlockCatalog,
     tenant: &str,
     day_start: i64,
     into: &Path,
     report: &mut DayReport,
-) -> Result<Vec<BlockReader>, VerifyError> {
-    let objects = cfg.blocks.list(&format!("{tenant}/")).await?;
-    let mut by_block: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, _) in &objects {
-        let mut parts = key.splitn(3, '/');
-        if let (Some(_), Some(ulid), Some(rest)) = (parts.next(), parts.next(), parts.next()) {
-            by_block
-                .entry(ulid.to_owned())
-                .or_default()
-                .push(rest.to_owned());
-        }
-    }
+) -> Vec<BlockReader> {
+    report.errors.extend(catalog.errors.iter().cloned());
     let mut readers = Vec::new();
-    for (ulid, files) in by_block {
-        if !files.iter().any(|f| f == "meta.json") {
-            // An upload in progress or an abandoned attempt: meta.json goes last.
-            continue;
-        }
-        let meta_key = format!("{tenant}/{ulid}/meta.json");
-        let meta: BlockMeta = match cfg.blocks.get(&meta_key).await {
-            Ok(b) => match serde_json::from_slice(&b) {
-                Ok(m) => m,
-                Err(e) => {
-                    report
-                        .errors
-                        .push(format!("{}: {e}", cfg.blocks.describe(&meta_key)));
-                    continue;
-                }
-            },
-            Err(e) => {
-                report.errors.push(e.to_string());
-                continue;
-            }
-        };
+    for (ulid, meta, files) in &catalog.blocks {
         if meta.max_time <= day_start || meta.min_time >= day_start + DAY_MS {
             continue;
         }
         report.blocks.push(ulid.clone());
-        let dir = into.join(&ulid);
+        let dir = into.join(ulid);
         let mut failed = None;
-        for f in &files {
+        for f in files {
             let key = format!("{tenant}/{ulid}/{f}");
             let target = dir.join(f);
             let written = match cfg.blocks.get(&key).await {
@@ -320,11 +339,17 @@ async fn download_blocks(
                 .push(format!("block {ulid} is unreadable: {e}")),
         }
     }
-    Ok(readers)
+    readers
 }
 
 /// Compares one tenant-day: the plan at `plan` (a local file) against the blocks.
-pub async fn verify_plan(plan: &Path, cfg: &VerifyConfig) -> Result<DayReport, VerifyError> {
+/// Pass the same catalog for consecutive plans (plans sorted by tenant list each
+/// tenant's blocks once).
+pub async fn verify_plan(
+    plan: &Path,
+    cfg: &VerifyConfig,
+    catalog: &mut BlockCatalog,
+) -> Result<DayReport, VerifyError> {
     let (tenant, day, series) = read_plan(plan)?;
     let day_start = day * DAY_MS;
     let mut report = DayReport {
@@ -340,7 +365,16 @@ pub async fn verify_plan(plan: &Path, cfg: &VerifyConfig) -> Result<DayReport, V
         plan: plan.display().to_string(),
         reason: format!("work dir {}: {e}", cfg.work_dir.display()),
     })?;
-    let blocks = download_blocks(cfg, &tenant, day_start, scratch.path(), &mut report).await?;
+    catalog.load(cfg, &tenant).await?;
+    let blocks = download_blocks(
+        cfg,
+        catalog,
+        &tenant,
+        day_start,
+        scratch.path(),
+        &mut report,
+    )
+    .await;
     if report.blocks.is_empty() && report.errors.is_empty() {
         report.errors.push(format!(
             "no block of tenant {tenant} covers day {} in {}",
