@@ -29,16 +29,22 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn convert_corpus(tmp: &Path) -> Output {
-    let c = corpus_dir();
-    blocksconvert()
-        .arg("convert")
+/// `blocksconvert <command>` over a store laid out as Cortex's corpus and
+/// `blocksconvert generate` lay it out (`schema.yaml`, `dynamodb-export/`, `chunks/`).
+fn on_store(command: &str, store: &Path) -> Command {
+    let mut c = blocksconvert();
+    c.arg(command)
         .arg("--schema")
-        .arg(c.join("schema.yaml"))
+        .arg(store.join("schema.yaml"))
         .arg("--index")
-        .arg(c.join("dynamodb-export"))
+        .arg(store.join("dynamodb-export"))
         .arg("--chunks")
-        .arg(c.join("chunks"))
+        .arg(store.join("chunks"));
+    c
+}
+
+fn convert_corpus(tmp: &Path) -> Output {
+    on_store("convert", &corpus_dir())
         .arg("--output")
         .arg(tmp.join("blocks"))
         .arg("--work-dir")
@@ -48,16 +54,8 @@ fn convert_corpus(tmp: &Path) -> Output {
         .expect("run convert")
 }
 
-fn verify(tmp: &Path, extra: &[&str]) -> Output {
-    let c = corpus_dir();
-    blocksconvert()
-        .arg("verify")
-        .arg("--schema")
-        .arg(c.join("schema.yaml"))
-        .arg("--index")
-        .arg(c.join("dynamodb-export"))
-        .arg("--chunks")
-        .arg(c.join("chunks"))
+fn verify(store: &Path, tmp: &Path, extra: &[&str]) -> Output {
+    on_store("verify", store)
         .arg("--blocks")
         .arg(tmp.join("blocks"))
         .arg("--work-dir")
@@ -141,7 +139,7 @@ fn convert_the_corpus_then_verify_pinpoints_damaged_blocks() {
     );
 
     // verify: every tenant-day OK.
-    let v = verify(tmp.path(), &[]);
+    let v = verify(&corpus_dir(), tmp.path(), &[]);
     assert!(v.status.success(), "{}", text(&v));
     let vout = String::from_utf8_lossy(&v.stdout);
     assert_eq!(
@@ -174,7 +172,7 @@ fn convert_the_corpus_then_verify_pinpoints_damaged_blocks() {
     // 3. A block gone.
     std::fs::remove_dir_all(&blocks[&("42".to_owned(), 18586)][0]).expect("rm");
 
-    let v = verify(tmp.path(), &[]);
+    let v = verify(&corpus_dir(), tmp.path(), &[]);
     assert_eq!(v.status.code(), Some(1), "{}", text(&v));
     let vout = String::from_utf8_lossy(&v.stdout);
     let acme_line = line_for(&vout, "acme", "2020-11-19");
@@ -208,6 +206,7 @@ fn convert_the_corpus_then_verify_pinpoints_damaged_blocks() {
 
     // --tenant/--day narrow the comparison to what still matches.
     let v = verify(
+        &corpus_dir(),
         tmp.path(),
         &["--tenant", "acme", "--day", "2020-11-18,2020-11-20"],
     );
@@ -246,15 +245,8 @@ fn an_interrupted_conversion_resumes_to_the_same_blocks() {
         .expect("generate");
     assert!(generated.status.success(), "{}", text(&generated));
     let convert = || {
-        let mut c = blocksconvert();
-        c.arg("convert")
-            .arg("--schema")
-            .arg(store.join("schema.yaml"))
-            .arg("--index")
-            .arg(store.join("dynamodb-export"))
-            .arg("--chunks")
-            .arg(store.join("chunks"))
-            .arg("--output")
+        let mut c = on_store("convert", &store);
+        c.arg("--output")
             .arg(tmp.path().join("blocks"))
             .arg("--work-dir")
             .arg(tmp.path().join("work"))
@@ -331,20 +323,7 @@ fn an_interrupted_conversion_resumes_to_the_same_blocks() {
         "one block per tenant-day: {blocks:?}"
     );
     // And the blocks hold the store's samples.
-    let v = blocksconvert()
-        .arg("verify")
-        .arg("--schema")
-        .arg(store.join("schema.yaml"))
-        .arg("--index")
-        .arg(store.join("dynamodb-export"))
-        .arg("--chunks")
-        .arg(store.join("chunks"))
-        .arg("--blocks")
-        .arg(tmp.path().join("blocks"))
-        .arg("--work-dir")
-        .arg(tmp.path().join("verify"))
-        .output()
-        .expect("verify");
+    let v = verify(&store, tmp.path(), &[]);
     assert!(v.status.success(), "{}", text(&v));
     assert!(
         String::from_utf8_lossy(&v.stdout).contains("6 OK, 0 with differences"),
