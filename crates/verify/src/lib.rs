@@ -157,7 +157,7 @@ async fn read_series(
     day_start: i64,
     tolerance_ms: i64,
 ) -> SeriesRead {
-    let mut objects = Vec::with_capacity(ids.len());
+    let mut objects: Vec<(String, ChunkKey, _)> = Vec::with_capacity(ids.len());
     let (mut missing_chunks, mut bad_chunks) = (0, 0);
     for id in &ids {
         let Ok(key) = ChunkKey::parse_for_user(id, &user) else {
@@ -176,15 +176,19 @@ async fn read_series(
             }
         }
     }
+    // Replicas rank by (from, through, chunk ID); a chunk's metadata reproduces its
+    // key's times (checked when decoding), so the key's times are the metadata's.
+    objects.sort_by(|a, b| (a.1.from, a.1.through, &a.0).cmp(&(b.1.from, b.1.through, &b.0)));
     let merged = tokio::task::spawn_blocking(move || {
         let day_end = day_start + DAY_MS;
         // (timestamp, rank of the chunk, value bits): sorting puts the winning replica
         // first among equal timestamps.
-        let mut samples: Vec<(i64, (i64, i64, String), u64)> = Vec::new();
+        let mut samples: Vec<(i64, u32, u64)> = Vec::new();
         let mut labels: Option<Vec<(String, String)>> = None;
         let mut bad = 0u64;
         let (mut ts, mut vs) = (Vec::new(), Vec::new());
-        for (id, key, bytes) in &objects {
+        for (rank, (id, key, bytes)) in objects.iter().enumerate() {
+            let rank = rank as u32;
             let Ok(chunk) = decode_object(key, bytes) else {
                 bad += 1;
                 continue;
@@ -204,7 +208,6 @@ async fn read_series(
                 bad += 1;
                 continue;
             }
-            let rank = (chunk.metadata.from, chunk.metadata.through, id.clone());
             // A sample that does not advance inside its own chunk was written out of
             // order by Cortex and never served: it is not part of the series.
             let mut last = i64::MIN;
@@ -214,7 +217,7 @@ async fn read_series(
                 }
                 last = t;
                 if (day_start..day_end).contains(&t) {
-                    samples.push((t, rank.clone(), v.to_bits()));
+                    samples.push((t, rank, v.to_bits()));
                 }
             }
         }
