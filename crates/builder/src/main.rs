@@ -44,13 +44,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args: Args = match config_file::parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let args: Args = config_file::parse_or_exit();
     daemon::init_logging("info");
     daemon::exit_code(daemon::block_on(None, async move {
         run(args).await.map(|()| std::process::ExitCode::SUCCESS)

@@ -73,12 +73,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<std::process::ExitCode> {
     scan::metrics::describe();
     scheduling::metrics::describe();
     build_worker::worker::metric::describe();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let result = runtime.block_on(convert_main(&a));
+    let result = daemon::block_on(Some(2), convert_main(&a));
     if let Some(path) = &a.metrics_file {
         std::fs::write(path, recorder.render())
             .with_context(|| format!("writing metrics to {}", path.display()))?;
@@ -100,13 +95,8 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         None => root.join("plans").display().to_string(),
     };
     let plans = StoreLocation::open(&plans_spec, &b.storage, true).context("--plans")?;
-    let plans_url = match plans.local_root() {
-        Some(dir) => std::fs::canonicalize(dir)
-            .with_context(|| format!("--plans {plans_spec}"))?
-            .display()
-            .to_string(),
-        None => plans_spec.clone(),
-    };
+    let plans_url =
+        storage::shareable_url(&plans_spec).with_context(|| format!("--plans {plans_spec}"))?;
     let mut build = b.build_config()?;
     build.work_dir = root.join("build");
     let cfg = ConvertConfig {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use build_worker::ChunkStoreFlags;
 use clap::Args;
-use cortex_index::schema::{SchemaConfig, format_day, parse_day};
+use cortex_index::schema::{SchemaConfig, format_day};
 use indicatif::{ProgressBar, ProgressStyle};
 use scan::ScanConfig;
 use scan::plans::ChangedPlans;
@@ -35,7 +35,7 @@ pub struct VerifyArgs {
     #[command(flatten)]
     tenants: TenantFlags,
     /// Only these days (YYYY-MM-DD; repeat or comma-separate). Default: every day.
-    #[arg(long, value_delimiter = ',', value_parser = parse_day_flag)]
+    #[arg(long, value_delimiter = ',', value_parser = scan::select::parse_day_arg)]
     day: Vec<i64>,
     /// Scratch space: the index's plans and downloaded blocks (wiped at start).
     #[arg(
@@ -65,18 +65,9 @@ fn plan_day(key: &str) -> Option<i64> {
     key.rsplit('/').next()?.split('.').next()?.parse().ok()
 }
 
-fn parse_day_flag(text: &str) -> Result<i64, String> {
-    parse_day(text).ok_or_else(|| format!("{text:?}: expected a day like 2020-11-19"))
-}
-
 pub fn run(a: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     daemon::init_logging("warn");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(verify_main(&a))
+    daemon::block_on(Some(2), verify_main(&a))
 }
 
 async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {

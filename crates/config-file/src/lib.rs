@@ -42,6 +42,15 @@ pub fn parse<T: CommandFactory + FromArgMatches>() -> Result<T, ConfigFileError>
     parse_from::<T>(std::env::args().collect())
 }
 
+/// [`parse`] for a binary's `main`: an unusable config file is reported on stderr
+/// and ends the process with status 1.
+pub fn parse_or_exit<T: CommandFactory + FromArgMatches>() -> T {
+    parse::<T>().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    })
+}
+
 /// [`parse`] over explicit arguments (`args[0]` is the program name).
 ///
 /// Every command gets `--print-config`: it prints the effective settings as a config

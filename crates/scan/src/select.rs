@@ -18,6 +18,13 @@ use cortex_index::DAY_MS;
 use cortex_index::schema::SchemaConfig;
 use regex::Regex;
 
+/// Clap value parser for day flags (`--period-start 2020-11-19`, `--day …`): the
+/// day index.
+pub fn parse_day_arg(text: &str) -> Result<i64, String> {
+    cortex_index::schema::parse_day(text)
+        .ok_or_else(|| format!("{text:?}: expected a day like 2020-11-19"))
+}
+
 /// A table chosen for scanning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelectedTable {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use cortex_index::schema::{SchemaConfig, parse_day};
+use cortex_index::schema::SchemaConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use plan_format::Compression;
 use scan::plans::ChangedPlans;
@@ -58,11 +58,11 @@ struct Args {
     tenants: TenantFlags,
 
     /// Scan only tables whose time range ends after this day (YYYY-MM-DD, inclusive).
-    #[arg(long, env = "BLOCKSCONVERT_PERIOD_START", alias = "scanner.scan-period-start", value_parser = parse_day_flag)]
+    #[arg(long, env = "BLOCKSCONVERT_PERIOD_START", alias = "scanner.scan-period-start", value_parser = scan::select::parse_day_arg)]
     period_start: Option<i64>,
 
     /// Scan only tables starting before this day (YYYY-MM-DD, exclusive).
-    #[arg(long, env = "BLOCKSCONVERT_PERIOD_END", alias = "scanner.scan-period-end", value_parser = parse_day_flag)]
+    #[arg(long, env = "BLOCKSCONVERT_PERIOD_END", alias = "scanner.scan-period-end", value_parser = scan::select::parse_day_arg)]
     period_end: Option<i64>,
 
     /// Only these tables (comma-separated); every convertible index table when absent.
@@ -154,18 +154,8 @@ enum ChangedPolicy {
     Replace,
 }
 
-fn parse_day_flag(text: &str) -> Result<i64, String> {
-    parse_day(text).ok_or_else(|| format!("{text:?}: expected a day like 2020-11-19"))
-}
-
 fn main() -> std::process::ExitCode {
-    let args: Args = match config_file::parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let args: Args = config_file::parse_or_exit();
     daemon::init_logging("info");
     daemon::exit_code(run(args))
 }

@@ -93,13 +93,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args: Args = match config_file::parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let args: Args = config_file::parse_or_exit();
     daemon::init_logging("info");
     daemon::exit_code(daemon::block_on(None, async move {
         run(args).await.map(|()| std::process::ExitCode::SUCCESS)
@@ -107,17 +101,6 @@ fn main() -> std::process::ExitCode {
 }
 
 /// How workers open the plans: the URL as given, local directories made absolute.
-fn plans_url(spec: &str) -> anyhow::Result<String> {
-    if spec.contains("://") {
-        return Ok(spec.to_owned());
-    }
-    let dir = std::path::Path::new(spec);
-    Ok(std::fs::canonicalize(dir)
-        .with_context(|| format!("--plans {spec}"))?
-        .display()
-        .to_string())
-}
-
 async fn run(a: Args) -> anyhow::Result<()> {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -150,7 +133,11 @@ async fn run(a: Args) -> anyhow::Result<()> {
         max_wait: a.max_lease_wait,
         tenants: a.tenants.filter()?,
     };
-    let scheduler = Arc::new(Scheduler::new(cfg, plans, plans_url(&a.plans)?));
+    let scheduler = Arc::new(Scheduler::new(
+        cfg,
+        plans,
+        storage::shareable_url(&a.plans).with_context(|| format!("--plans {}", a.plans))?,
+    ));
     let (stop_tx, shutdown) = daemon::Shutdown::channel();
 
     let grpc = tokio::net::TcpListener::bind(a.grpc_listen)

@@ -66,6 +66,15 @@ impl StorageError {
     }
 }
 
+/// A location spec as another process opens it: URLs unchanged, a local directory as
+/// its absolute path (the scheduler hands plan URLs to builders started elsewhere).
+pub fn shareable_url(spec: &str) -> std::io::Result<String> {
+    if spec.contains("://") {
+        return Ok(spec.to_owned());
+    }
+    Ok(std::fs::canonicalize(spec)?.display().to_string())
+}
+
 /// Settings shared by every remote location a process opens.
 ///
 /// Credentials and region also come from the standard cloud environment variables
