@@ -2,7 +2,9 @@
 //! through the real gRPC API with 8 concurrent workers, over an in-memory object store
 //! (protocol and registry cost) and a local directory (plus one file per marker).
 //! Every lease writes two markers and every completion one plus two deletes, as in
-//! production. Prints plans per second; run with `cargo bench --bench scheduler`.
+//! production, and every completion reads its block's meta.json (from an in-memory
+//! blocks store, written during setup). Prints plans per second; run with
+//! `cargo bench --bench scheduler`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,14 +35,45 @@ fn config() -> SchedulerConfig {
     }
 }
 
+/// The block ULID the bench's workers report for plan `tenant-<t>/<day>`.
+fn block_of(tenant: usize, day: i32) -> String {
+    ulid::Ulid::from_parts(u64::try_from(day).unwrap_or(0) + 1, tenant as u128).to_string()
+}
+
 async fn run(label: &str, plans: StoreLocation, n: usize) {
     let started = Instant::now();
+    let blocks = StoreLocation::from_store(
+        Arc::new(object_store::memory::InMemory::new()),
+        "",
+        "memory",
+    );
     for i in 0..n {
-        let key = format!("tenant-{}/{}.plan.snappy", i % 100, 10_000 + i / 100);
+        let (tenant, day) = (i % 100, 10_000 + (i / 100) as i32);
+        let key = format!("tenant-{tenant}/{day}.plan.snappy");
         plans.put(&key, b"x".to_vec()).await.expect("put plan");
+        let ulid = block_of(tenant, day);
+        let start = i64::from(day) * 86_400_000;
+        let meta = tsdb_block::BlockMeta::new(
+            &ulid,
+            &format!("tenant-{tenant}"),
+            start,
+            start + 86_400_000,
+        );
+        blocks
+            .put(
+                &format!("tenant-{tenant}/{ulid}/meta.json"),
+                meta.to_go_json(),
+            )
+            .await
+            .expect("put meta");
     }
     let setup = started.elapsed();
-    let scheduler = Arc::new(Scheduler::new(config(), plans, "mem://plans".into()));
+    let scheduler = Arc::new(Scheduler::new(
+        config(),
+        plans,
+        "mem://plans".into(),
+        blocks,
+    ));
     let started = Instant::now();
     scheduler.scan().await.expect("scan");
     let scan = started.elapsed();
@@ -85,12 +118,18 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
                     return done;
                 }
                 for l in leases {
+                    let tenant: usize = l
+                        .tenant
+                        .trim_start_matches("tenant-")
+                        .parse()
+                        .expect("tenant number");
                     client
                         .complete(pb::CompleteRequest {
                             worker: worker.clone(),
                             plan: l.plan,
                             attempt: l.attempt,
-                            block_ulid: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+                            block_ulid: block_of(tenant, l.day_index),
+                            lease_token: l.lease_token,
                             stats: None,
                         })
                         .await

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: where the Cortex corpus lives and how
 //! its ground truth (`expected/<tenant>/<day>.jsonl`) reads.
 
+pub mod pki;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -247,6 +248,19 @@ pub fn test_tools_dir() -> PathBuf {
     std::env::var_os("BLOCKSCONVERT_TEST_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.test-tools"))
+}
+
+/// Copies the directory tree `from` into `to` (created).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).expect("copy");
+        }
+    }
 }
 
 /// A free TCP port on 127.0.0.1.

@@ -5,4 +5,6 @@ pub mod flags;
 pub mod worker;
 
 pub use flags::{BuildFlags, ChunkStoreFlags, FlagsError};
-pub use worker::{WorkerConfig, WorkerError, WorkerSummary, connect, run};
+pub use worker::{
+    SchedulerConn, SchedulerSecurity, WorkerConfig, WorkerError, WorkerSummary, connect, run,
+};

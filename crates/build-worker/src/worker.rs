@@ -7,8 +7,13 @@
 //!   acknowledged for ¾ of the TTL: it fences itself before the scheduler re-queues the
 //!   plan) cancels the build and deletes any block it uploaded, so only the attempt that
 //!   the scheduler marks finished keeps a block;
+//! * every call about a lease carries the lease's token (handed out by Lease), so no
+//!   other caller can complete, fail, release or adopt it;
 //! * completion and failure reports are retried until the scheduler answers; a
-//!   completion refused because the lease is gone discards the block;
+//!   completion refused because the lease is gone (FailedPrecondition) discards the
+//!   block, since another attempt owns the plan now; any other refusal (the block did
+//!   not check out, a credential problem) keeps it and reports the attempt failed:
+//!   the next attempt removes it through its `<base>.block.<ULID>` record;
 //! * on shutdown it stops leasing, lets running builds finish within the grace period,
 //!   then cancels the rest and releases their leases so another builder starts at once.
 
@@ -26,7 +31,12 @@ use blocksconvert_proto as pb;
 use pb::scheduler_client::SchedulerClient;
 use storage::{StorageOptions, StoreLocation};
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, ClientTlsConfig};
+use transport_security::{AttachToken, BearerToken};
+
+/// A scheduler client that attaches the bearer token to every call.
+pub type SchedulerConn = SchedulerClient<InterceptedService<Channel, AttachToken>>;
 
 /// Metric names of the service loop (`cortex_blocksconvert_builder_service_*`).
 pub mod metric {
@@ -93,6 +103,9 @@ pub enum WorkerError {
     /// The scheduler address is unusable.
     #[error("--scheduler {0}: {1}")]
     BadScheduler(String, String),
+    /// A credential or certificate could not be loaded.
+    #[error(transparent)]
+    Security(#[from] transport_security::SecurityError),
     /// The work dir cannot be prepared.
     #[error("{0}: {1}")]
     WorkDir(PathBuf, std::io::Error),
@@ -135,6 +148,7 @@ impl WorkerSummary {
 struct ActiveLease {
     plan: String,
     attempt: u32,
+    token: String,
     progress: Arc<BuildProgress>,
     lost: Arc<AtomicBool>,
     releasing: Arc<AtomicBool>,
@@ -151,31 +165,55 @@ fn lock(m: &ActiveMap) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Activ
 
 struct Ctx {
     cfg: WorkerConfig,
-    client: SchedulerClient<Channel>,
+    client: SchedulerConn,
     stores: ChunkStores,
     blocks: StoreLocation,
     build: BuildConfig,
     active: ActiveMap,
 }
 
-/// Connects lazily to the scheduler at `addr` (`host:port` or `http://host:port`).
-pub fn connect(addr: &str) -> Result<SchedulerClient<Channel>, WorkerError> {
+/// How to reach the scheduler securely.
+#[derive(Debug, Clone, Default)]
+pub struct SchedulerSecurity {
+    /// TLS (CA, optional client certificate); `None` = plain TCP.
+    pub tls: Option<ClientTlsConfig>,
+    /// Bearer token sent with every call.
+    pub token: Option<BearerToken>,
+}
+
+/// Connects lazily to the scheduler at `addr` (`host:port`, `http://…` or `https://…`;
+/// TLS settings make a bare `host:port` an `https://` address).
+pub fn connect(addr: &str, security: SchedulerSecurity) -> Result<SchedulerConn, WorkerError> {
+    let bad = |e: String| WorkerError::BadScheduler(addr.to_owned(), e);
     let url = if addr.contains("://") {
         addr.to_owned()
+    } else if security.tls.is_some() {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
     };
-    let endpoint = Channel::from_shared(url)
-        .map_err(|e| WorkerError::BadScheduler(addr.to_owned(), e.to_string()))?
+    if url.starts_with("https://") && security.tls.is_none() {
+        return Err(bad(
+            "an https:// scheduler needs --scheduler.tls-ca-file".into()
+        ));
+    }
+    let mut endpoint = Channel::from_shared(url)
+        .map_err(|e| bad(e.to_string()))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_keepalive(Some(Duration::from_secs(30)));
-    Ok(SchedulerClient::new(endpoint.connect_lazy()))
+    if let Some(tls) = security.tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(SchedulerClient::with_interceptor(
+        endpoint.connect_lazy(),
+        AttachToken::new(security.token.as_ref()),
+    ))
 }
 
 /// Runs the service until `shutdown` turns true, then drains (see the module docs).
 pub async fn run(
     cfg: WorkerConfig,
-    client: SchedulerClient<Channel>,
+    client: SchedulerConn,
     stores: ChunkStores,
     blocks: StoreLocation,
     build: BuildConfig,
@@ -255,14 +293,15 @@ pub async fn run(
         .await
         .is_err()
     {
-        let n = {
-            let active = lock(&ctx.active);
-            for a in active.values() {
-                a.releasing.store(true, Ordering::SeqCst);
-                a.progress.cancel();
-            }
-            active.len()
-        };
+        let running: Vec<(Arc<AtomicBool>, Arc<BuildProgress>)> = lock(&ctx.active)
+            .values()
+            .map(|a| (Arc::clone(&a.releasing), Arc::clone(&a.progress)))
+            .collect();
+        for (releasing, progress) in &running {
+            releasing.store(true, Ordering::SeqCst);
+            progress.cancel();
+        }
+        let n = running.len();
         tracing::warn!(leases = n, "grace period over: cancelling and releasing");
         while let Some(r) = tasks.join_next().await {
             if let Ok(o) = r {
@@ -297,6 +336,7 @@ async fn run_lease(ctx: Arc<Ctx>, lease: pb::Lease, releasing_now: bool) -> Outc
         ActiveLease {
             plan: lease.plan.clone(),
             attempt: lease.attempt,
+            token: lease.lease_token.clone(),
             progress: Arc::clone(&progress),
             lost: Arc::clone(&lost),
             releasing: Arc::clone(&releasing),
@@ -401,8 +441,11 @@ where
                     tonic::Code::FailedPrecondition
                         | tonic::Code::InvalidArgument
                         | tonic::Code::NotFound
+                        | tonic::Code::PermissionDenied
+                        | tonic::Code::Unauthenticated
                 ) =>
             {
+                ::metrics::counter!(metric::RPC_ERRORS, "rpc" => rpc).increment(1);
                 return Some(Err(s));
             }
             Err(s) => {
@@ -433,6 +476,7 @@ async fn complete(
         plan: lease.plan.clone(),
         attempt: lease.attempt,
         block_ulid: outcome.ulid.clone(),
+        lease_token: lease.lease_token.clone(),
         stats: Some(pb::BuildStats {
             series: r.series_written,
             samples: r.samples_written,
@@ -454,10 +498,29 @@ async fn complete(
             tracing::info!(plan = %lease.plan, attempt = lease.attempt, block = %outcome.ulid, series = r.series_written, samples = r.samples_written, took = ?took, "plan finished");
             Outcome::Done
         }
-        Some(Err(s)) => {
-            tracing::warn!(plan = %lease.plan, error = %s.message(), "completion refused");
+        // The lease is gone: another attempt owns the plan, this block must go.
+        Some(Err(s)) if s.code() == tonic::Code::FailedPrecondition => {
+            tracing::warn!(plan = %lease.plan, error = %s.message(), "completion refused: lease lost");
             discard(dest, plan, outcome, lease).await;
             Outcome::Lost
+        }
+        // Refused for another reason (the block did not check out, credentials): the
+        // block stays (the next attempt removes it via its W7 record) and the attempt
+        // is reported failed so the plan is retried, not left to expire.
+        Some(Err(s)) => {
+            tracing::error!(plan = %lease.plan, code = ?s.code(), error = %s.message(), block = %outcome.ulid, "completion refused");
+            report_failure(
+                ctx,
+                lease,
+                true,
+                &format!(
+                    "completion of block {} refused: {}",
+                    outcome.ulid,
+                    s.message()
+                ),
+                lost,
+            )
+            .await
         }
         None => {
             discard(dest, plan, outcome, lease).await;
@@ -480,6 +543,7 @@ async fn report_failure(
         attempt: lease.attempt,
         retriable,
         error: error.to_owned(),
+        lease_token: lease.lease_token.clone(),
     };
     let answer = until_answered("fail", lease, lost, || {
         let mut c = ctx.client.clone();
@@ -503,6 +567,7 @@ async fn release(ctx: &Ctx, lease: &pb::Lease, reason: &str) -> Outcome {
         plan: lease.plan.clone(),
         attempt: lease.attempt,
         reason: reason.to_owned(),
+        lease_token: lease.lease_token.clone(),
     };
     // A few tries only: an unreleased lease still expires and is retried.
     for _ in 0..3 {
@@ -531,35 +596,46 @@ async fn release(ctx: &Ctx, lease: &pb::Lease, reason: &str) -> Outcome {
 async fn heartbeat_loop(ctx: Arc<Ctx>, stop: daemon::Shutdown) {
     let mut last_ack = Instant::now();
     loop {
-        let (items, period) = {
-            let active = lock(&ctx.active);
-            let period = active
-                .values()
-                .map(|a| a.heartbeat)
-                .min()
-                .unwrap_or(Duration::from_millis(500));
-            let mut done = 0;
-            let mut total = 0;
-            let items: Vec<pb::LeaseProgress> = active
-                .values()
-                .map(|a| {
-                    let d = a.progress.series_done.load(Ordering::Relaxed);
-                    let t = a.progress.series_total.load(Ordering::Relaxed);
-                    done += d;
-                    total += t;
-                    pb::LeaseProgress {
-                        plan: a.plan.clone(),
-                        attempt: a.attempt,
-                        phase: format!("{:?}", a.progress.phase()).to_lowercase(),
-                        series_done: d,
-                        series_total: t,
-                    }
-                })
-                .collect();
-            ::metrics::gauge!(metric::SERIES_DONE).set(done as f64);
-            ::metrics::gauge!(metric::SERIES_TOTAL).set(total as f64);
-            (items, period)
-        };
+        // A copy of the handles, taken under the lock; logging, metrics, cancelling
+        // and the RPC happen after it is released.
+        let held: Vec<HeldLease> = lock(&ctx.active)
+            .values()
+            .map(|a| HeldLease {
+                plan: a.plan.clone(),
+                attempt: a.attempt,
+                token: a.token.clone(),
+                progress: Arc::clone(&a.progress),
+                lost: Arc::clone(&a.lost),
+                granted: a.granted,
+                ttl: a.ttl,
+                heartbeat: a.heartbeat,
+            })
+            .collect();
+        let period = held
+            .iter()
+            .map(|a| a.heartbeat)
+            .min()
+            .unwrap_or(Duration::from_millis(500));
+        let (mut done, mut total) = (0, 0);
+        let items: Vec<pb::LeaseProgress> = held
+            .iter()
+            .map(|a| {
+                let d = a.progress.series_done.load(Ordering::Relaxed);
+                let t = a.progress.series_total.load(Ordering::Relaxed);
+                done += d;
+                total += t;
+                pb::LeaseProgress {
+                    plan: a.plan.clone(),
+                    attempt: a.attempt,
+                    phase: format!("{:?}", a.progress.phase()).to_lowercase(),
+                    series_done: d,
+                    series_total: t,
+                    lease_token: a.token.clone(),
+                }
+            })
+            .collect();
+        ::metrics::gauge!(metric::SERIES_DONE).set(done as f64);
+        ::metrics::gauge!(metric::SERIES_TOTAL).set(total as f64);
         if !items.is_empty() {
             let sent = Instant::now();
             let mut req = tonic::Request::new(pb::HeartbeatRequest {
@@ -570,9 +646,11 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: daemon::Shutdown) {
             match ctx.client.clone().heartbeat(req).await {
                 Ok(resp) => {
                     last_ack = sent;
-                    let active = lock(&ctx.active);
                     for l in resp.into_inner().lost {
-                        if let Some(a) = active.get(&(l.plan.clone(), l.attempt)) {
+                        if let Some(a) = held
+                            .iter()
+                            .find(|a| a.plan == l.plan && a.attempt == l.attempt)
+                        {
                             tracing::warn!(plan = %l.plan, attempt = l.attempt, reason = %l.reason, "lease lost: cancelling the build");
                             a.lost.store(true, Ordering::SeqCst);
                             a.progress.cancel();
@@ -584,8 +662,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: daemon::Shutdown) {
                     tracing::warn!(code = ?s.code(), error = %s.message(), "heartbeat failed");
                 }
             }
-            let active = lock(&ctx.active);
-            for a in active.values() {
+            for a in &held {
                 let since = last_ack.max(a.granted);
                 if since.elapsed() >= a.ttl * 3 / 4 && !a.lost.swap(true, Ordering::SeqCst) {
                     tracing::error!(plan = %a.plan, attempt = a.attempt, silent = ?since.elapsed(), "no heartbeat acknowledged for 3/4 of the lease TTL: giving the plan up");
@@ -597,4 +674,16 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: daemon::Shutdown) {
             return;
         }
     }
+}
+
+/// What the heartbeat loop needs of a lease, copied out of the shared map.
+struct HeldLease {
+    plan: String,
+    attempt: u32,
+    token: String,
+    progress: Arc<BuildProgress>,
+    lost: Arc<AtomicBool>,
+    granted: Instant,
+    ttl: Duration,
+    heartbeat: Duration,
 }

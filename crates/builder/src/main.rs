@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use build_worker::{BuildFlags, WorkerConfig};
 use clap::Parser;
+use transport_security::ClientSecurityFlags;
 
 /// Leases plans from the scheduler and turns each into an uploaded TSDB block.
 #[derive(Parser, Debug)]
@@ -17,7 +18,7 @@ struct Args {
     /// YAML file whose keys are these flags' long names.
     #[arg(long = "config.file", env = "BLOCKSCONVERT_CONFIG_FILE")]
     config_file: Option<PathBuf>,
-    /// Scheduler gRPC address (`host:port` or `http://host:port`).
+    /// Scheduler gRPC address (`host:port`, `http://host:port` or `https://host:port`).
     #[arg(
         long,
         env = "BLOCKSCONVERT_SCHEDULER",
@@ -39,6 +40,8 @@ struct Args {
     /// Serve /metrics on this address.
     #[arg(long = "metrics.listen", env = "BLOCKSCONVERT_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    security: ClientSecurityFlags,
     #[command(flatten)]
     build: BuildFlags,
 }
@@ -80,7 +83,11 @@ async fn run(a: Args) -> anyhow::Result<()> {
         lease_wait: a.lease_wait,
         storage: a.build.storage.clone(),
     };
-    let client = build_worker::connect(&a.scheduler)?;
+    let security = build_worker::SchedulerSecurity {
+        tls: a.security.tls(a.scheduler.starts_with("https://"))?,
+        token: a.security.token()?,
+    };
+    let client = build_worker::connect(&a.scheduler, security)?;
     let (stop_tx, stop_rx) = daemon::Shutdown::channel();
     tokio::spawn(async move {
         daemon::wait_for_signal().await;

@@ -208,6 +208,9 @@ pub enum ConvertError {
     /// The loopback gRPC port.
     #[error("loopback gRPC listener: {0}")]
     Listen(std::io::Error),
+    /// The in-process scheduler's servers.
+    #[error("in-process scheduler: {0}")]
+    Serve(#[from] scheduling::serve::ServeError),
 }
 
 /// Lease settings for builders in the same process: heartbeats cannot be lost on the
@@ -269,33 +272,29 @@ pub async fn run(
         },
         cfg.plans.clone(),
         cfg.plans_url.clone(),
+        cfg.blocks.clone(),
     ));
     scheduler.scan().await?;
     let _ = progress.scheduler.set(Arc::clone(&scheduler));
 
     let (stop_services, services_shutdown) = daemon::Shutdown::channel();
-    let background = {
-        let (s, sd) = (Arc::clone(&scheduler), services_shutdown.clone());
-        tokio::spawn(async move { s.run_background(sd).await })
-    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(ConvertError::Listen)?;
     let addr = listener.local_addr().map_err(ConvertError::Listen)?;
-    let grpc = {
-        let svc = blocksconvert_proto::scheduler_server::SchedulerServer::new(
-            scheduling::grpc::SchedulerService(Arc::clone(&scheduler)),
-        );
-        let sd = services_shutdown.clone();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
-                    async move { sd.signalled().await },
-                ),
-        )
-    };
+    // Loopback only, and a fresh random token per run: another local user who finds
+    // the port still cannot lease, complete or fail this conversion's plans.
+    let token = transport_security::BearerToken::generate();
+    let servers = scheduling::serve::serve(
+        Arc::clone(&scheduler),
+        listener,
+        None,
+        scheduling::serve::Security {
+            token: Some(token.clone()),
+            ..Default::default()
+        },
+        services_shutdown,
+    )?;
 
     // The builders stop when every plan is finished or given up on, or on a signal.
     let (stop_builders, builders_shutdown) = daemon::Shutdown::channel();
@@ -314,7 +313,13 @@ pub async fn run(
             }
         })
     };
-    let client = build_worker::worker::connect(&addr.to_string())?;
+    let client = build_worker::worker::connect(
+        &addr.to_string(),
+        build_worker::SchedulerSecurity {
+            tls: None,
+            token: Some(token),
+        },
+    )?;
     let worker = build_worker::worker::run(
         WorkerConfig {
             name: "convert".into(),
@@ -334,10 +339,7 @@ pub async fn run(
     .await;
     summary.interrupted = watcher.await.unwrap_or(true);
     let _ = stop_services.send(true);
-    let _ = background.await;
-    if let Ok(Err(e)) = grpc.await {
-        tracing::warn!(error = %e, "loopback gRPC server stopped with an error");
-    }
+    servers.stopped(Duration::from_secs(10)).await;
     summary.builds = worker?;
 
     progress.set_stage(Stage::Done);

@@ -12,6 +12,7 @@ use clap::{Parser, ValueEnum};
 use scan::select::TenantFlags;
 use scheduling::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
 use storage::{StorageOptions, StoreLocation};
+use transport_security::ServerSecurityFlags;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Order {
@@ -33,6 +34,10 @@ struct Args {
         alias = "blocksconvert.bucket-prefix"
     )]
     plans: String,
+    /// Blocks bucket or directory the builders upload to: a completion is accepted
+    /// only once its block's meta.json is there, for the plan's tenant and day.
+    #[arg(long, env = "BLOCKSCONVERT_BLOCKS", alias = "output")]
+    blocks: String,
     /// gRPC listen address (workers connect here).
     #[arg(
         long,
@@ -88,6 +93,11 @@ struct Args {
     /// Longest long-poll of a Lease call.
     #[arg(long, env = "BLOCKSCONVERT_MAX_LEASE_WAIT", default_value = "20s", value_parser = humantime::parse_duration)]
     max_lease_wait: Duration,
+    /// Serve /plans without the bearer token (it lists tenants, days and workers).
+    #[arg(long = "plans-page-public", env = "BLOCKSCONVERT_PLANS_PAGE_PUBLIC")]
+    plans_page_public: bool,
+    #[command(flatten)]
+    security: ServerSecurityFlags,
     #[command(flatten)]
     storage: StorageOptions,
 }
@@ -114,6 +124,12 @@ async fn run(a: Args) -> anyhow::Result<()> {
         );
     }
     let plans = StoreLocation::open(&a.plans, &a.storage, true).context("--plans")?;
+    let blocks = StoreLocation::open(&a.blocks, &a.storage, false).context("--blocks")?;
+    let security = scheduling::serve::Security {
+        tls: a.security.tls()?,
+        token: a.security.token()?,
+        plans_public: a.plans_page_public,
+    };
     let cfg = SchedulerConfig {
         tool: a.tool.clone(),
         registry: RegistryConfig {
@@ -137,6 +153,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         cfg,
         plans,
         storage::shareable_url(&a.plans).with_context(|| format!("--plans {}", a.plans))?,
+        blocks,
     ));
     let (stop_tx, shutdown) = daemon::Shutdown::channel();
 
@@ -146,54 +163,31 @@ async fn run(a: Args) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(a.http_listen)
         .await
         .with_context(|| format!("--http-listen {}", a.http_listen))?;
-    tracing::info!(plans = %a.plans, grpc = %a.grpc_listen, http = %a.http_listen, "scheduler starting");
+    let (tls, token) = (security.tls.is_some(), security.token.is_some());
+    tracing::info!(plans = %a.plans, blocks = %a.blocks, grpc = %a.grpc_listen, http = %a.http_listen, tls, mutual_tls = security.tls.as_ref().is_some_and(|t| t.mutual), token, "scheduler starting");
+    transport_security::warn_if_exposed("the scheduler's gRPC API", a.grpc_listen, tls, token);
+    transport_security::warn_if_exposed(
+        "the scheduler's HTTP admin API",
+        a.http_listen,
+        tls,
+        token,
+    );
 
-    let background = {
-        let (s, sd) = (Arc::clone(&scheduler), shutdown.clone());
-        tokio::spawn(async move { s.run_background(sd).await })
-    };
-    let grpc_server = {
-        let svc = blocksconvert_proto::scheduler_server::SchedulerServer::new(
-            scheduling::grpc::SchedulerService(Arc::clone(&scheduler)),
-        );
-        let sd = shutdown.clone();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(grpc),
-                    async move { sd.signalled().await },
-                ),
-        )
-    };
-    let http_server = {
-        let render: scheduling::http::MetricsRender = Arc::new(move || recorder.render());
-        let app = scheduling::http::router(Arc::clone(&scheduler), render);
-        let sd = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(http, app)
-                .with_graceful_shutdown(async move { sd.signalled().await })
-                .await
-        })
-    };
+    let render: scheduling::http::MetricsRender = Arc::new(move || recorder.render());
+    let servers = scheduling::serve::serve(
+        Arc::clone(&scheduler),
+        grpc,
+        Some(scheduling::serve::HttpListener {
+            listener: http,
+            metrics: render,
+        }),
+        security,
+        shutdown,
+    )?;
 
     daemon::wait_for_signal().await;
     tracing::info!("signal received: stopping (all state is in the bucket)");
     let _ = stop_tx.send(true);
-    let stop = async {
-        let _ = background.await;
-        if let Ok(Err(e)) = grpc_server.await {
-            tracing::warn!(error = %e, "gRPC server stopped with an error");
-        }
-        if let Ok(Err(e)) = http_server.await {
-            tracing::warn!(error = %e, "HTTP server stopped with an error");
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(10), stop)
-        .await
-        .is_err()
-    {
-        tracing::warn!("servers did not stop within 10s; exiting");
-    }
+    servers.stopped(Duration::from_secs(10)).await;
     Ok(())
 }

@@ -24,6 +24,9 @@ pub enum SchedulerError {
     /// The request is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A completion named a block that is missing or does not match its plan.
+    #[error("completion refused: {0}")]
+    BlockRefused(String),
     /// A marker could not be read or written.
     #[error("{what}: {source}")]
     Storage {
@@ -40,12 +43,16 @@ impl SchedulerError {
         move |source| Self::Storage { what, source }
     }
 
-    /// gRPC code (workers retry Unavailable; FailedPrecondition means "drop that plan").
+    /// gRPC code. Workers retry Unavailable; FailedPrecondition means "the lease is
+    /// gone: drop that plan"; PermissionDenied means the caller did not prove it holds
+    /// the lease; InvalidArgument refuses the request (a completion's block) while the
+    /// lease stays the caller's.
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
             Self::NotReady | Self::Storage { .. } => tonic::Code::Unavailable,
+            Self::Lease(LeaseError::NotHolder { .. }) => tonic::Code::PermissionDenied,
             Self::WrongTool { .. } | Self::Lease(_) => tonic::Code::FailedPrecondition,
-            Self::BadRequest(_) => tonic::Code::InvalidArgument,
+            Self::BadRequest(_) | Self::BlockRefused(_) => tonic::Code::InvalidArgument,
         }
     }
 
@@ -53,8 +60,9 @@ impl SchedulerError {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::NotReady | Self::Storage { .. } => 503,
+            Self::Lease(LeaseError::NotHolder { .. }) => 403,
             Self::WrongTool { .. } | Self::Lease(_) => 409,
-            Self::BadRequest(_) => 400,
+            Self::BadRequest(_) | Self::BlockRefused(_) => 400,
         }
     }
 }

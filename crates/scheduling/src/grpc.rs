@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::error::SchedulerError;
 use crate::metrics as m;
 use crate::registry::WorkProgress;
-use crate::scheduler::{CompletionStats, HeartbeatItem, Scheduler};
+use crate::scheduler::{CompletionStats, HeartbeatItem, LeaseRef, Scheduler};
 
 /// tonic service over a shared scheduler.
 #[derive(Clone)]
@@ -81,6 +81,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
                         heartbeat_ms: cfg.heartbeat.as_millis() as u64,
                         tenant: l.tenant,
                         day_index: l.day,
+                        lease_token: l.token.expose().to_owned(),
                     })
                     .collect(),
             });
@@ -99,6 +100,7 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
             .map(|l| HeartbeatItem {
                 plan: l.plan,
                 attempt: l.attempt,
+                token: l.lease_token,
                 progress: WorkProgress {
                     phase: l.phase,
                     series_done: l.series_done,
@@ -141,7 +143,16 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         };
         let out = self
             .0
-            .complete(&r.worker, &r.plan, r.attempt, &r.block_ulid, &stats)
+            .complete(
+                &LeaseRef {
+                    worker: &r.worker,
+                    plan: &r.plan,
+                    attempt: r.attempt,
+                    token: &r.lease_token,
+                },
+                &r.block_ulid,
+                &stats,
+            )
             .await
             .map(|()| pb::CompleteResponse {});
         observe("Complete", started, out)
@@ -155,7 +166,16 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         let r = req.into_inner();
         let out = self
             .0
-            .fail(&r.worker, &r.plan, r.attempt, r.retriable, &r.error)
+            .fail(
+                &LeaseRef {
+                    worker: &r.worker,
+                    plan: &r.plan,
+                    attempt: r.attempt,
+                    token: &r.lease_token,
+                },
+                r.retriable,
+                &r.error,
+            )
             .await
             .map(|(quarantined, failures)| pb::FailResponse {
                 quarantined,
@@ -172,7 +192,15 @@ impl pb::scheduler_server::Scheduler for SchedulerService {
         let r = req.into_inner();
         let out = self
             .0
-            .release(&r.worker, &r.plan, r.attempt, &r.reason)
+            .release(
+                &LeaseRef {
+                    worker: &r.worker,
+                    plan: &r.plan,
+                    attempt: r.attempt,
+                    token: &r.lease_token,
+                },
+                &r.reason,
+            )
             .await
             .map(|()| pb::ReleaseResponse {});
         observe("Release", started, out)

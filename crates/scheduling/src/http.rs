@@ -1,29 +1,71 @@
 //! The scheduler's HTTP server: `/plans` (HTML, or JSON with `?format=json`), the admin
 //! actions `POST /plans/retry?plan=…` and `POST /plans/cancel?plan=…`, `/metrics`,
-//! `/ready` and `/healthz`.
+//! `/ready` and `/healthz`. With a bearer token configured, the admin actions (and
+//! `/plans` unless it is made public) answer 401 without it; the probes and
+//! `/metrics` stay open.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use transport_security::BearerToken;
+
+use crate::metrics as m;
 use crate::scheduler::Scheduler;
 
 /// Renders the process's metrics in Prometheus text format.
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Who may use the HTTP endpoints.
+#[derive(Clone, Debug, Default)]
+pub struct HttpAuth {
+    /// Required on admin actions (and `/plans` unless `plans_public`).
+    pub token: Option<BearerToken>,
+    /// `/plans` readable without the token (it shows tenants, days, worker names).
+    pub plans_public: bool,
+}
+
 #[derive(Clone)]
 struct HttpState {
     scheduler: Arc<Scheduler>,
     metrics: MetricsRender,
+    auth: HttpAuth,
+}
+
+impl HttpState {
+    /// A 401 answer unless the request carries the token (or none is configured).
+    fn denied(&self, headers: &HeaderMap, public: bool) -> Option<Response> {
+        let Some(token) = &self.auth.token else {
+            return None;
+        };
+        if public
+            || token.accepts(
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok()),
+            )
+        {
+            return None;
+        }
+        ::metrics::counter!(m::AUTH_FAILURES, "api" => "http").increment(1);
+        Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "this endpoint needs the scheduler's bearer token (Authorization: Bearer …)\n",
+            )
+                .into_response(),
+        )
+    }
 }
 
 /// The router.
-pub fn router(scheduler: Arc<Scheduler>, metrics: MetricsRender) -> Router {
+pub fn router(scheduler: Arc<Scheduler>, metrics: MetricsRender, auth: HttpAuth) -> Router {
     Router::new()
         .route("/plans", get(plans))
         .route("/", get(plans))
@@ -32,10 +74,21 @@ pub fn router(scheduler: Arc<Scheduler>, metrics: MetricsRender) -> Router {
         .route("/metrics", get(metrics_page))
         .route("/ready", get(ready))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(HttpState { scheduler, metrics })
+        .with_state(HttpState {
+            scheduler,
+            metrics,
+            auth,
+        })
 }
 
-async fn plans(State(s): State<HttpState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn plans(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(denied) = s.denied(&headers, s.auth.plans_public) {
+        return denied;
+    }
     let snap = s.scheduler.snapshot();
     if q.get("format").is_some_and(|f| f == "json") {
         return axum::Json(snap).into_response();
@@ -47,7 +100,15 @@ async fn plans(State(s): State<HttpState>, Query(q): Query<HashMap<String, Strin
         .into_response()
 }
 
-async fn admin(s: &HttpState, q: &HashMap<String, String>, cancel: bool) -> Response {
+async fn admin(
+    s: &HttpState,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    cancel: bool,
+) -> Response {
+    if let Some(denied) = s.denied(headers, false) {
+        return denied;
+    }
     let Some(plan) = q.get("plan") else {
         return (StatusCode::BAD_REQUEST, "missing ?plan=<tenant>/<day>\n").into_response();
     };
@@ -66,17 +127,25 @@ async fn admin(s: &HttpState, q: &HashMap<String, String>, cancel: bool) -> Resp
     }
 }
 
-async fn retry(State(s): State<HttpState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    admin(&s, &q, false).await
+async fn retry(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    admin(&s, &headers, &q, false).await
 }
 
-async fn cancel(State(s): State<HttpState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    admin(&s, &q, true).await
+async fn cancel(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    admin(&s, &headers, &q, true).await
 }
 
 async fn metrics_page(State(s): State<HttpState>) -> Response {
     // Gauges current at scrape time, not up to a background tick old.
-    s.scheduler.with_registry(crate::metrics::update_gauges);
+    s.scheduler.publish_gauges();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         (s.metrics)(),

@@ -142,6 +142,9 @@ pub fn error(base: &str) -> String {
     format!("{base}.error")
 }
 
+/// Field of the attempt marker's JSON body holding the SHA-256 of the lease token.
+pub const LEASE_PROOF_FIELD: &str = "lease_sha256";
+
 /// `<base>.attempt.<n>`.
 pub fn attempt(base: &str, n: u32) -> String {
     format!("{base}.attempt.{n}")

@@ -25,6 +25,10 @@ pub const LEASE_EXPIRIES: &str = "cortex_blocksconvert_scheduler_lease_expiries_
 pub const LEASES_RELEASED: &str = "cortex_blocksconvert_scheduler_leases_released_total";
 /// Plans finished.
 pub const PLANS_COMPLETED: &str = "cortex_blocksconvert_scheduler_plans_completed_total";
+/// Completions refused because their block is missing or does not match the plan.
+pub const COMPLETIONS_REFUSED: &str = "cortex_blocksconvert_scheduler_completions_refused_total";
+/// Calls refused for a missing or wrong credential (label `api`: grpc, http).
+pub const AUTH_FAILURES: &str = "cortex_blocksconvert_scheduler_auth_failures_total";
 /// Failed attempts that will be retried.
 pub const RETRIES: &str = "cortex_blocksconvert_scheduler_retries_total";
 /// Plans quarantined (`.error` written).
@@ -70,6 +74,14 @@ pub fn describe() {
         "Leases given back unfinished by their worker."
     );
     describe_counter!(PLANS_COMPLETED, "Plans finished by workers.");
+    describe_counter!(
+        COMPLETIONS_REFUSED,
+        "Completions refused because their block is missing or does not match the plan."
+    );
+    describe_counter!(
+        AUTH_FAILURES,
+        "Calls refused for a missing or wrong bearer token."
+    );
     describe_counter!(RETRIES, "Failed attempts queued for a retry.");
     describe_counter!(QUARANTINES, "Plans quarantined with an .error marker.");
     describe_counter!(
@@ -95,6 +107,7 @@ pub fn describe() {
         LEASE_EXPIRIES,
         LEASES_RELEASED,
         PLANS_COMPLETED,
+        COMPLETIONS_REFUSED,
         RETRIES,
         QUARANTINES,
         ATTEMPT_CONFLICTS,
@@ -106,25 +119,46 @@ pub fn describe() {
     for api in ["lease", "next_plan"] {
         ::metrics::counter!(LEASES_GRANTED, "api" => api).increment(0);
     }
+    for api in ["grpc", "http"] {
+        ::metrics::counter!(AUTH_FAILURES, "api" => api).increment(0);
+    }
 }
 
-/// Sets the gauges from the registry.
-pub fn update_gauges(reg: &Registry) {
-    for (name, n) in STATUS_NAMES.iter().zip(reg.counts()) {
-        ::metrics::gauge!(PLANS, "status" => *name).set(n as f64);
+/// The registry's gauge values, read under its lock (O(1): counts are kept
+/// incrementally) and published after the lock is released, so the metrics recorder
+/// is never called with the registry locked.
+#[derive(Debug, Clone)]
+pub struct GaugeReading {
+    counts: [u64; STATUS_NAMES.len()],
+    queue: usize,
+    waiting: usize,
+    day_range: Option<(i32, i32)>,
+}
+
+impl GaugeReading {
+    /// Reads the values.
+    pub fn read(reg: &Registry) -> Self {
+        Self {
+            counts: reg.counts(),
+            queue: reg.queue().len(),
+            waiting: reg.waiting_len(),
+            day_range: reg.queue().day_range(),
+        }
     }
-    ::metrics::gauge!(QUEUE_LENGTH).set(reg.queue().len() as f64);
-    ::metrics::gauge!(WAITING).set(reg.waiting_len() as f64);
-    ::metrics::gauge!(LEASES_ACTIVE).set(reg.counts()[3] as f64);
-    let day_secs = |d: i32| f64::from(d) * 86_400.0;
-    match reg.queue().day_range() {
-        Some((lo, hi)) => {
-            ::metrics::gauge!(QUEUE_OLDEST_DAY).set(day_secs(lo));
-            ::metrics::gauge!(QUEUE_NEWEST_DAY).set(day_secs(hi));
+
+    /// Sets the gauges.
+    pub fn publish(&self) {
+        for (name, n) in STATUS_NAMES.iter().zip(self.counts) {
+            ::metrics::gauge!(PLANS, "status" => *name).set(n as f64);
         }
-        None => {
-            ::metrics::gauge!(QUEUE_OLDEST_DAY).set(0.0);
-            ::metrics::gauge!(QUEUE_NEWEST_DAY).set(0.0);
-        }
+        ::metrics::gauge!(QUEUE_LENGTH).set(self.queue as f64);
+        ::metrics::gauge!(WAITING).set(self.waiting as f64);
+        ::metrics::gauge!(LEASES_ACTIVE).set(self.counts[3] as f64);
+        let day_secs = |d: i32| f64::from(d) * 86_400.0;
+        let (lo, hi) = self
+            .day_range
+            .map_or((0.0, 0.0), |(lo, hi)| (day_secs(lo), day_secs(hi)));
+        ::metrics::gauge!(QUEUE_OLDEST_DAY).set(lo);
+        ::metrics::gauge!(QUEUE_NEWEST_DAY).set(hi);
     }
 }

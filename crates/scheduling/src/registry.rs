@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::lease_token::LeaseProof;
 use crate::queue::{Queue, QueueOrder};
 
 /// Milliseconds on the scheduler's monotonic clock (may be negative for events that
@@ -77,8 +78,15 @@ pub struct WorkProgress {
 /// A plan held by a worker.
 #[derive(Debug, Clone)]
 pub struct Lease {
-    /// Worker identity (`(from bucket)` until it heartbeats after a scheduler restart).
+    /// Worker identity (as recorded in the attempt marker after a scheduler restart).
     pub worker: String,
+    /// Rebuilt from the bucket after a restart: the first worker that presents the
+    /// lease's token (whatever name it gives) adopts it.
+    pub adoptable: bool,
+    /// SHA-256 of the lease's token; `None` for leases nobody can prove here (Cortex
+    /// workers, another scheduler's hand-outs, markers of older versions): those only
+    /// expire.
+    pub proof: Option<LeaseProof>,
     /// Attempt number.
     pub attempt: u32,
     /// Leased through Cortex's `NextPlan` (liveness = progress files in the bucket).
@@ -241,6 +249,14 @@ pub enum LeaseError {
         current: u32,
         /// Its worker.
         holder: String,
+    },
+    /// The caller did not present the lease's token.
+    #[error("plan {plan} attempt {attempt}: the caller did not prove it holds this lease")]
+    NotHolder {
+        /// Plan base.
+        plan: String,
+        /// Attempt asked about.
+        attempt: u32,
     },
     /// A completion, failure or expiry of this lease is already being recorded.
     #[error("plan {plan} attempt {attempt} is already being closed")]
@@ -522,7 +538,15 @@ impl Registry {
     }
 
     /// The hand-out's markers are written: the worker holds the plan.
-    pub fn grant(&mut self, h: &Handout, worker: &str, legacy: bool, marker: String, now: Millis) {
+    pub fn grant(
+        &mut self,
+        h: &Handout,
+        worker: &str,
+        legacy: bool,
+        proof: Option<LeaseProof>,
+        marker: String,
+        now: Millis,
+    ) {
         if !self.is_starting(h) {
             return;
         }
@@ -535,6 +559,8 @@ impl Registry {
             &h.base,
             Status::Leased(Lease {
                 worker: worker.to_owned(),
+                adoptable: false,
+                proof,
                 attempt: h.attempt,
                 legacy,
                 granted: now,
@@ -571,6 +597,8 @@ impl Registry {
             &h.base,
             Status::Leased(Lease {
                 worker: "(another scheduler's worker)".into(),
+                adoptable: false,
+                proof: None,
                 attempt: h.attempt,
                 legacy: false,
                 granted: now,
@@ -589,6 +617,7 @@ impl Registry {
         base: &str,
         attempt: u32,
         worker: &str,
+        token: &str,
     ) -> Result<&mut Lease, LeaseError> {
         let rec = self
             .plans
@@ -602,17 +631,27 @@ impl Registry {
                 status: status_name,
             });
         };
-        // A lease rebuilt from the bucket after a restart has no known worker yet (or
-        // no known attempt, when a Cortex scheduler handed it out): the first worker
-        // to heartbeat with a matching attempt adopts it.
-        let adoptable = lease.worker.starts_with('(');
-        if lease.attempt != attempt || (!adoptable && lease.worker != worker) {
-            return Err(LeaseError::Superseded {
+        // An older attempt's worker learns it lost the lease (its token is that
+        // attempt's, so it could never prove the current one).
+        let superseded = || LeaseError::Superseded {
+            plan: base.to_owned(),
+            attempt,
+            current: lease.attempt,
+            holder: lease.worker.clone(),
+        };
+        if lease.attempt != attempt {
+            return Err(superseded());
+        }
+        // The token, not the name or the attempt (both public on /plans), proves the
+        // caller holds the lease.
+        if !lease.proof.is_some_and(|p| p.accepts(token)) {
+            return Err(LeaseError::NotHolder {
                 plan: base.to_owned(),
                 attempt,
-                current: lease.attempt,
-                holder: lease.worker.clone(),
             });
+        }
+        if !lease.adoptable && lease.worker != worker {
+            return Err(superseded());
         }
         if lease.closing {
             return Err(LeaseError::Closing {
@@ -620,7 +659,8 @@ impl Registry {
                 attempt,
             });
         }
-        if adoptable {
+        if lease.adoptable {
+            lease.adoptable = false;
             lease.worker = worker.to_owned();
         }
         Ok(lease)
@@ -633,10 +673,11 @@ impl Registry {
         base: &str,
         attempt: u32,
         worker: &str,
+        token: &str,
         progress: WorkProgress,
         now: Millis,
     ) -> Result<Option<Vec<String>>, LeaseError> {
-        let lease = self.lease_mut(base, attempt, worker)?;
+        let lease = self.lease_mut(base, attempt, worker, token)?;
         lease.last_heartbeat = now;
         lease.progress = progress;
         if now - lease.marker_written >= ms(lease.ttl) / 3 {
@@ -673,8 +714,9 @@ impl Registry {
         base: &str,
         attempt: u32,
         worker: &str,
+        token: &str,
     ) -> Result<Vec<String>, LeaseError> {
-        let lease = self.lease_mut(base, attempt, worker)?;
+        let lease = self.lease_mut(base, attempt, worker, token)?;
         lease.closing = true;
         Ok(lease.markers.clone())
     }
@@ -832,30 +874,46 @@ mod tests {
         assert_eq!(r.counts(), [2, 0, 0, 0, 0, 0, 1]);
         let h = r.take_next(0).expect("queued");
         assert_eq!((h.base.as_str(), h.attempt), ("a/2", 1));
-        r.grant(&h, "w1", false, "a/2.starting.0".into(), 0);
+        r.grant(
+            &h,
+            "w1",
+            false,
+            Some(LeaseProof::of("t1")),
+            "a/2.starting.0".into(),
+            0,
+        );
         assert_eq!(r.counts(), [1, 0, 0, 1, 0, 0, 1]);
         // Wrong worker and wrong attempt are refused; the holder extends it.
         assert!(matches!(
-            r.heartbeat("a/2", 1, "w2", WorkProgress::default(), 1),
+            r.heartbeat("a/2", 1, "w2", "t1", WorkProgress::default(), 1),
             Err(LeaseError::Superseded { .. })
         ));
+        // The holder's name and attempt without its token are not enough.
+        assert!(matches!(
+            r.heartbeat("a/2", 1, "w1", "guess", WorkProgress::default(), 1),
+            Err(LeaseError::NotHolder { .. })
+        ));
+        assert!(matches!(
+            r.begin_close("a/2", 1, "w1", ""),
+            Err(LeaseError::NotHolder { .. })
+        ));
         assert!(
-            r.heartbeat("a/2", 2, "w1", WorkProgress::default(), 1)
+            r.heartbeat("a/2", 2, "w1", "t1", WorkProgress::default(), 1)
                 .is_err()
         );
         assert_eq!(
-            r.heartbeat("a/2", 1, "w1", WorkProgress::default(), 1),
+            r.heartbeat("a/2", 1, "w1", "t1", WorkProgress::default(), 1),
             Ok(None)
         );
         assert!(
-            r.heartbeat("a/2", 1, "w1", WorkProgress::default(), 4000)
+            r.heartbeat("a/2", 1, "w1", "t1", WorkProgress::default(), 4000)
                 .expect("held")
                 .is_some()
         );
         assert!(r.take_expired(13_000).is_empty());
-        r.begin_close("a/2", 1, "w1").expect("held");
+        r.begin_close("a/2", 1, "w1", "t1").expect("held");
         assert!(matches!(
-            r.begin_close("a/2", 1, "w1"),
+            r.begin_close("a/2", 1, "w1", "t1"),
             Err(LeaseError::Closing { .. })
         ));
         r.finish("a/2", "01ULID");
@@ -871,8 +929,8 @@ mod tests {
                 .take_next(i64::from(attempt) * 100_000)
                 .expect("queued again");
             assert_eq!(h.attempt, attempt);
-            r.grant(&h, "w", false, String::new(), 0);
-            r.begin_close("a/1", attempt, "w").expect("held");
+            r.grant(&h, "w", false, Some(LeaseProof::of("t")), String::new(), 0);
+            r.begin_close("a/1", attempt, "w", "t").expect("held");
             let f = failure(attempt, true);
             let out = r.failure_outcome("a/1", &f, 0);
             r.record_failure("a/1", f, &out);
@@ -901,7 +959,7 @@ mod tests {
     fn fatal_failure_quarantines_at_once() {
         let mut r = registry(&["a/1"]);
         let h = r.take_next(0).expect("queued");
-        r.grant(&h, "w", false, String::new(), 0);
+        r.grant(&h, "w", false, Some(LeaseProof::of("t")), String::new(), 0);
         let out = r.failure_outcome("a/1", &failure(1, false), 0);
         assert!(matches!(out, FailureOutcome::Quarantine { .. }));
     }
@@ -910,7 +968,7 @@ mod tests {
     fn expiry_and_restart_adoption() {
         let mut r = registry(&["a/1"]);
         let h = r.take_next(0).expect("queued");
-        r.grant(&h, "w", false, String::new(), 0);
+        r.grant(&h, "w", false, Some(LeaseProof::of("t")), String::new(), 0);
         let expired = r.take_expired(10_000);
         assert_eq!(expired.len(), 1);
         assert!(r.take_expired(20_000).is_empty(), "expired once only");
@@ -921,6 +979,8 @@ mod tests {
         rec.last_attempt = 2;
         rec.status = Status::Leased(Lease {
             worker: "(from bucket)".into(),
+            adoptable: true,
+            proof: Some(LeaseProof::of("secret")),
             attempt: 2,
             legacy: false,
             granted: -5000,
@@ -937,15 +997,20 @@ mod tests {
             "a held plan is never handed out (W4)"
         );
         assert!(
-            r.heartbeat("a/1", 1, "w", WorkProgress::default(), 0)
+            r.heartbeat("a/1", 1, "w", "secret", WorkProgress::default(), 0)
                 .is_err()
         );
         assert!(
-            r.heartbeat("a/1", 2, "w", WorkProgress::default(), 0)
+            r.heartbeat("a/1", 2, "w", "not-the-secret", WorkProgress::default(), 0)
+                .is_err(),
+            "a name and attempt read off /plans do not adopt a lease"
+        );
+        assert!(
+            r.heartbeat("a/1", 2, "w", "secret", WorkProgress::default(), 0)
                 .is_ok()
         );
         assert!(
-            r.heartbeat("a/1", 2, "other", WorkProgress::default(), 0)
+            r.heartbeat("a/1", 2, "other", "secret", WorkProgress::default(), 0)
                 .is_err()
         );
     }
@@ -959,8 +1024,8 @@ mod tests {
         let v = r.generation();
         r.apply_scan(vec![PlanRecord::new("a/1", "a/1.plan")], v);
         assert!(r.take_next(0).is_none(), "handed out twice");
-        r.grant(&h, "w", false, String::new(), 0);
-        r.begin_close("a/1", 1, "w").expect("held");
+        r.grant(&h, "w", false, Some(LeaseProof::of("t")), String::new(), 0);
+        r.begin_close("a/1", 1, "w", "t").expect("held");
         let mut failed = PlanRecord::new("a/1", "a/1.plan");
         failed.failures.push(failure(1, true));
         let v = r.generation();
@@ -974,7 +1039,7 @@ mod tests {
             "failure counted once"
         );
         // A late grant for a plan that is no longer starting changes nothing.
-        r.grant(&h, "w", false, String::new(), 0);
+        r.grant(&h, "w", false, Some(LeaseProof::of("t")), String::new(), 0);
         assert_eq!(r.get("a/1").map(|p| p.status.name()), Some("waiting"));
     }
 
@@ -983,7 +1048,7 @@ mod tests {
         let mut r = registry(&["a/1", "a/2"]);
         let scan_version = r.generation();
         let h = r.take_next(0).expect("queued");
-        r.grant(&h, "w", false, String::new(), 0);
+        r.grant(&h, "w", false, Some(LeaseProof::of("t")), String::new(), 0);
         // A listing taken before the hand-out still says New for both.
         r.apply_scan(
             vec![

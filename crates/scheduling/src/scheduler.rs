@@ -16,6 +16,7 @@
 //!    are deleted last, so a crash in between leaves an outcome that the next listing
 //!    still reads correctly.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +27,9 @@ use serde::Serialize;
 use storage::StoreLocation;
 use tokio::sync::Notify;
 
+use crate::block_check;
 use crate::error::SchedulerError;
+use crate::lease_token::{LeaseProof, LeaseToken};
 use crate::markers::{self, Marker};
 use crate::metrics as m;
 use crate::registry::{
@@ -70,6 +73,32 @@ pub struct GrantedLease {
     pub tenant: String,
     /// Day index.
     pub day: i32,
+    /// The lease's secret; every later call about the lease must present it.
+    pub token: LeaseToken,
+}
+
+/// A caller's claim to a lease: the plan, the attempt, its worker name and the
+/// lease's token (the proof; the other three are public on `/plans`).
+#[derive(Clone, Copy)]
+pub struct LeaseRef<'a> {
+    /// Worker name.
+    pub worker: &'a str,
+    /// Plan key or base.
+    pub plan: &'a str,
+    /// Attempt.
+    pub attempt: u32,
+    /// The token handed out with the lease.
+    pub token: &'a str,
+}
+
+impl std::fmt::Debug for LeaseRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseRef")
+            .field("worker", &self.worker)
+            .field("plan", &self.plan)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a worker reports about a lease in its heartbeat.
@@ -79,6 +108,8 @@ pub struct HeartbeatItem {
     pub plan: String,
     /// Attempt.
     pub attempt: u32,
+    /// The lease's token.
+    pub token: String,
     /// Progress.
     pub progress: WorkProgress,
 }
@@ -107,11 +138,39 @@ pub struct Scheduler {
     cfg: SchedulerConfig,
     plans: StoreLocation,
     plans_url: String,
+    blocks: StoreLocation,
     reg: Mutex<Registry>,
     wake: Notify,
     ready: AtomicBool,
     epoch: Instant,
     scanning: tokio::sync::Mutex<()>,
+}
+
+thread_local! {
+    /// Set while this thread holds the registry lock (see [`Scheduler::reg`]).
+    static IN_REGISTRY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Clears [`IN_REGISTRY`] however the closure ends.
+struct RegistryEntry;
+
+impl RegistryEntry {
+    fn enter() -> Self {
+        // Re-entry would deadlock on the std mutex: fail loudly in the one request
+        // instead of freezing every RPC, the status page and signal handling.
+        assert!(
+            !IN_REGISTRY.with(Cell::get),
+            "the scheduler registry was locked again by the thread holding it"
+        );
+        IN_REGISTRY.with(|c| c.set(true));
+        Self
+    }
+}
+
+impl Drop for RegistryEntry {
+    fn drop(&mut self) {
+        IN_REGISTRY.with(|c| c.set(false));
+    }
 }
 
 fn unix_now() -> i64 {
@@ -143,13 +202,20 @@ struct BaseFiles {
 }
 
 impl Scheduler {
-    /// A scheduler over the plans at `plans` (`plans_url` is how workers open it).
-    pub fn new(cfg: SchedulerConfig, plans: StoreLocation, plans_url: String) -> Self {
+    /// A scheduler over the plans at `plans` (`plans_url` is how workers open it)
+    /// whose builders upload to `blocks` (completions are checked there).
+    pub fn new(
+        cfg: SchedulerConfig,
+        plans: StoreLocation,
+        plans_url: String,
+        blocks: StoreLocation,
+    ) -> Self {
         Self {
             reg: Mutex::new(Registry::new(cfg.registry.clone())),
             cfg,
             plans,
             plans_url: plans_url.trim_end_matches('/').to_owned(),
+            blocks,
             wake: Notify::new(),
             ready: AtomicBool::new(false),
             epoch: Instant::now(),
@@ -171,15 +237,26 @@ impl Scheduler {
         self.epoch.elapsed().as_millis() as Millis
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+    /// The only way to the registry. The guard lives inside this call, so it can
+    /// never outlive the statement: not across an `.await`, not through a `match` or
+    /// `if let` whose arms lock again (the shape that once deadlocked `complete`).
+    /// `f` is pure registry work; I/O and calls into other components happen outside.
+    fn reg<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        let _entry = RegistryEntry::enter();
         // A panic while holding the lock is a bug; the state itself stays consistent
         // enough to keep serving (every change is a single set_status).
-        self.reg.lock().unwrap_or_else(|p| p.into_inner())
+        let mut guard = self.reg.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
     }
 
     /// Runs `f` on the registry (status page, tests, benchmarks).
     pub fn with_registry<T>(&self, f: impl FnOnce(&Registry) -> T) -> T {
-        f(&self.registry())
+        self.reg(|r| f(r))
+    }
+
+    /// Sets the plan gauges (the registry is read under its lock, published after).
+    pub fn publish_gauges(&self) {
+        self.reg(|r| m::GaugeReading::read(r)).publish();
     }
 
     fn check_ready(&self) -> Result<(), SchedulerError> {
@@ -224,7 +301,7 @@ impl Scheduler {
     pub async fn scan(&self) -> Result<(), SchedulerError> {
         let _one_at_a_time = self.scanning.lock().await;
         let started = Instant::now();
-        let scan_version = self.registry().generation();
+        let scan_version = self.reg(|r| r.generation());
         let store_now = self.store_now().await?;
         let now = self.now();
         let listing = self
@@ -269,11 +346,8 @@ impl Scheduler {
         for (base, files) in bases {
             records.push(self.derive(base, files, store_now, now).await);
         }
-        {
-            let mut reg = self.registry();
-            reg.apply_scan(records, scan_version);
-            m::update_gauges(&reg);
-        }
+        self.reg(|r| r.apply_scan(records, scan_version));
+        self.publish_gauges();
         self.ready.store(true, Ordering::Release);
         self.wake.notify_waiters();
         ::metrics::counter!(m::SCANS).increment(1);
@@ -285,7 +359,7 @@ impl Scheduler {
     async fn derive(&self, base: String, f: BaseFiles, store_now: i64, now: Millis) -> PlanRecord {
         let plan_key = f.plans.first().cloned().unwrap_or_default();
         let mut rec = PlanRecord::new(&base, &plan_key);
-        let known = self.registry().get(&base).cloned();
+        let known = self.reg(|r| r.get(&base).cloned());
         rec.reset_after = f.retried;
         rec.last_attempt = f
             .attempts
@@ -351,13 +425,20 @@ impl Scheduler {
             match newest {
                 Some(lm) if !(attempt_ended && f.attempts > 0) => {
                     let legacy = f.attempts == 0;
+                    let (worker, proof) = if legacy {
+                        ("(from bucket)".to_owned(), None)
+                    } else {
+                        self.lease_holder(&base, f.attempts, known.as_ref()).await
+                    };
                     let ttl = if legacy {
                         self.cfg.registry.legacy_lease_ttl
                     } else {
                         self.cfg.registry.lease_ttl
                     };
                     Status::Leased(Lease {
-                        worker: "(from bucket)".into(),
+                        worker,
+                        adoptable: true,
+                        proof,
                         attempt: f.attempts,
                         legacy,
                         granted: to_local(lm),
@@ -394,6 +475,40 @@ impl Scheduler {
         rec
     }
 
+    /// Who holds attempt `attempt` of a lease found in the bucket: the registry's
+    /// own record when it has one, else the attempt marker (worker name and the
+    /// SHA-256 of the lease token). A marker without a proof (written by an older
+    /// version) leaves the lease unprovable: it expires and the plan is retried.
+    async fn lease_holder(
+        &self,
+        base: &str,
+        attempt: u32,
+        known: Option<&PlanRecord>,
+    ) -> (String, Option<LeaseProof>) {
+        if let Some(Status::Leased(l)) = known.map(|k| &k.status)
+            && l.attempt == attempt
+            && l.proof.is_some()
+        {
+            return (l.worker.clone(), l.proof);
+        }
+        let key = markers::attempt(base, attempt);
+        let body = match self.plans.get(&key).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(marker = %key, error = %e, "cannot read an attempt marker; its lease can only expire");
+                return ("(from bucket)".into(), None);
+            }
+        };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let worker = v["worker"]
+            .as_str()
+            .map_or_else(|| "(from bucket)".to_owned(), str::to_owned);
+        let proof = v[markers::LEASE_PROOF_FIELD]
+            .as_str()
+            .and_then(LeaseProof::from_hex);
+        (worker, proof)
+    }
+
     async fn delete_markers(&self, keys: &[String]) {
         for key in keys {
             if let Err(e) = self.plans.delete(key).await {
@@ -410,13 +525,19 @@ impl Scheduler {
         legacy: bool,
     ) -> Result<Option<GrantedLease>, SchedulerError> {
         loop {
-            let Some(h) = self.registry().take_next(self.now()) else {
+            let now = self.now();
+            let Some(h) = self.reg(|r| r.take_next(now)) else {
                 return Ok(None);
             };
-            match self.write_handout(&h, worker).await {
+            let token = LeaseToken::generate();
+            // Cortex workers never present a token: their leases are judged by the
+            // progress files they rewrite, and no RPC of ours can close them.
+            let proof = (!legacy).then(|| token.proof());
+            match self.write_handout(&h, worker, proof).await {
                 Ok(progress_key) => {
-                    self.registry()
-                        .grant(&h, worker, legacy, progress_key.clone(), self.now());
+                    let now = self.now();
+                    let marker = progress_key.clone();
+                    self.reg(|r| r.grant(&h, worker, legacy, proof, marker, now));
                     ::metrics::counter!(m::LEASES_GRANTED, "api" => if legacy { "next_plan" } else { "lease" })
                         .increment(1);
                     tracing::info!(plan = %h.base, attempt = h.attempt, worker, "leased");
@@ -427,30 +548,41 @@ impl Scheduler {
                         attempt: h.attempt,
                         tenant: h.tenant,
                         day: h.day,
+                        token,
                     }));
                 }
                 Err(e) if matches!(&e, SchedulerError::Storage { source, .. } if source.is_already_exists()) =>
                 {
                     ::metrics::counter!(m::ATTEMPT_CONFLICTS).increment(1);
                     tracing::warn!(plan = %h.base, attempt = h.attempt, "attempt already taken by another scheduler; treating the plan as held");
-                    self.registry().attempt_taken(&h, self.now());
+                    let now = self.now();
+                    self.reg(|r| r.attempt_taken(&h, now));
                 }
                 Err(e) => {
                     ::metrics::counter!(m::STORE_ERRORS, "op" => "lease").increment(1);
-                    self.registry().abort_handout(&h);
+                    self.reg(|r| r.abort_handout(&h));
                     return Err(e);
                 }
             }
         }
     }
 
-    async fn write_handout(&self, h: &Handout, worker: &str) -> Result<String, SchedulerError> {
+    async fn write_handout(
+        &self,
+        h: &Handout,
+        worker: &str,
+        proof: Option<LeaseProof>,
+    ) -> Result<String, SchedulerError> {
         self.delete_markers(&h.stale_markers).await;
         let body =
             serde_json::json!({ "worker": worker, "attempt": h.attempt, "at_unix": unix_now() });
+        let mut attempt_body = body.clone();
+        if let Some(p) = proof {
+            attempt_body[markers::LEASE_PROOF_FIELD] = p.to_hex().into();
+        }
         let attempt_key = markers::attempt(&h.base, h.attempt);
         self.plans
-            .put_if_absent(&attempt_key, body.to_string().into_bytes())
+            .put_if_absent(&attempt_key, attempt_body.to_string().into_bytes())
             .await
             .map_err(SchedulerError::storage(format!("creating {attempt_key}")))?;
         let progress_key = markers::starting(&h.base, unix_now());
@@ -540,9 +672,9 @@ impl Scheduler {
         let mut lost = Vec::new();
         for item in items {
             let base = plan_base(&item.plan).to_owned();
-            let res =
-                self.registry()
-                    .heartbeat(&base, item.attempt, worker, item.progress, self.now());
+            let now = self.now();
+            let res = self
+                .reg(|r| r.heartbeat(&base, item.attempt, worker, &item.token, item.progress, now));
             match res {
                 Ok(None) => {}
                 Ok(Some(old)) => {
@@ -554,12 +686,8 @@ impl Scheduler {
                     match self.plans.put(&key, body.to_string().into_bytes()).await {
                         Ok(()) => {
                             self.delete_markers(&old).await;
-                            let kept = self.registry().marker_replaced(
-                                &base,
-                                item.attempt,
-                                &old,
-                                key.clone(),
-                            );
+                            let kept = self
+                                .reg(|r| r.marker_replaced(&base, item.attempt, &old, key.clone()));
                             if !kept {
                                 // Completed or failed while we wrote it: not a live lease.
                                 self.delete_markers(&[key]).await;
@@ -573,35 +701,54 @@ impl Scheduler {
                 }
                 // Its completion or failure is being recorded: not lost.
                 Err(LeaseError::Closing { .. }) => {}
+                // A wrong token is not a lost lease but a caller that is not the
+                // holder: refuse the call, leave the lease alone.
+                Err(e @ LeaseError::NotHolder { .. }) => return Err(e.into()),
                 Err(e) => lost.push((item.plan, item.attempt, e.to_string())),
             }
         }
         Ok(lost)
     }
 
-    /// The worker uploaded the plan's block: `<base>.finished.<ulid>`.
+    /// The worker uploaded the plan's block: `<base>.finished.<ulid>`, written only
+    /// after the caller proved it holds the lease and the block checked out in the
+    /// blocks bucket (see [`block_check`]).
     pub async fn complete(
         &self,
-        worker: &str,
-        plan: &str,
-        attempt: u32,
+        lease: &LeaseRef<'_>,
         ulid: &str,
         stats: &CompletionStats,
     ) -> Result<(), SchedulerError> {
         self.check_ready()?;
-        let base = plan_base(plan).to_owned();
-        if ulid.is_empty() || !ulid.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(SchedulerError::BadRequest(format!(
-                "block id {ulid:?} is not a ULID"
-            )));
-        }
-        let old = match self.registry().begin_close(&base, attempt, worker) {
+        let base = plan_base(lease.plan).to_owned();
+        let ulid = block_check::parse_ulid(ulid)?;
+        let closing = self.reg(|r| r.begin_close(&base, lease.attempt, lease.worker, lease.token));
+        let old = match closing {
             Ok(old) => old,
-            // A repeated completion (the answer to the first was lost) is fine.
-            Err(_) if self.registry().finished_with(&base, ulid) => return Ok(()),
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                // A repeated completion (the answer to the first was lost) is fine.
+                if self.reg(|r| r.finished_with(&base, &ulid)) {
+                    return Ok(());
+                }
+                return Err(e.into());
+            }
         };
-        let key = markers::finished(&base, ulid);
+        let day = self.reg(|r| r.get(&base).map(|p| (p.tenant.clone(), p.day)));
+        let checked = match day {
+            Some((tenant, Some(day))) => {
+                block_check::check(&self.blocks, &tenant, day, &ulid).await
+            }
+            _ => Err(SchedulerError::BadRequest(format!(
+                "plan {base} has no tenant and day to check its block against"
+            ))),
+        };
+        if let Err(e) = checked {
+            ::metrics::counter!(m::COMPLETIONS_REFUSED).increment(1);
+            tracing::warn!(plan = %base, attempt = lease.attempt, worker = lease.worker, block = %ulid, error = %e, "completion refused");
+            self.reg(|r| r.abort_close(&base, lease.attempt));
+            return Err(e);
+        }
+        let key = markers::finished(&base, &ulid);
         match self
             .plans
             .put_if_absent(&key, ulid.as_bytes().to_vec())
@@ -611,14 +758,14 @@ impl Scheduler {
             Err(e) if e.is_already_exists() => {}
             Err(e) => {
                 ::metrics::counter!(m::STORE_ERRORS, "op" => "complete").increment(1);
-                self.registry().abort_close(&base, attempt);
+                self.reg(|r| r.abort_close(&base, lease.attempt));
                 return Err(SchedulerError::storage(format!("writing {key}"))(e));
             }
         }
         self.delete_markers(&old).await;
-        self.registry().finish(&base, ulid);
+        self.reg(|r| r.finish(&base, &ulid));
         ::metrics::counter!(m::PLANS_COMPLETED).increment(1);
-        tracing::info!(plan = %base, attempt, worker, block = ulid, series = stats.series, samples = stats.samples, bad_chunks = stats.bad_chunks, status = %stats.status, "finished");
+        tracing::info!(plan = %base, attempt = lease.attempt, worker = lease.worker, block = %ulid, series = stats.series, samples = stats.samples, bad_chunks = stats.bad_chunks, status = %stats.status, "finished");
         Ok(())
     }
 
@@ -628,7 +775,8 @@ impl Scheduler {
         f: FailureRecord,
         old: &[String],
     ) -> Result<FailureOutcome, SchedulerError> {
-        let outcome = self.registry().failure_outcome(base, &f, self.now());
+        let now = self.now();
+        let outcome = self.reg(|r| r.failure_outcome(base, &f, now));
         let key = markers::failed(base, f.attempt);
         let body = serde_json::to_vec(&f).unwrap_or_default();
         self.plans
@@ -648,35 +796,31 @@ impl Scheduler {
             tracing::warn!(plan = base, attempt = f.attempt, worker = %f.worker, error = %f.error, "attempt failed; will retry");
         }
         self.delete_markers(old).await;
-        self.registry().record_failure(base, f, &outcome);
+        self.reg(|r| r.record_failure(base, f, &outcome));
         Ok(outcome)
     }
 
     /// The worker's attempt failed.
     pub async fn fail(
         &self,
-        worker: &str,
-        plan: &str,
-        attempt: u32,
+        lease: &LeaseRef<'_>,
         retriable: bool,
         error: &str,
     ) -> Result<(bool, u32), SchedulerError> {
         self.check_ready()?;
-        let base = plan_base(plan).to_owned();
-        let old = self.registry().begin_close(&base, attempt, worker)?;
+        let base = plan_base(lease.plan).to_owned();
+        let attempt = lease.attempt;
+        let old = self.reg(|r| r.begin_close(&base, attempt, lease.worker, lease.token))?;
         let f = FailureRecord {
             attempt,
-            worker: worker.to_owned(),
+            worker: lease.worker.to_owned(),
             retriable,
             error: error.to_owned(),
             at_unix: unix_now(),
         };
         match self.close_with_failure(&base, f, &old).await {
             Ok(outcome) => {
-                let failures = self
-                    .registry()
-                    .get(&base)
-                    .map_or(0, PlanRecord::counted_failures);
+                let failures = self.reg(|r| r.get(&base).map_or(0, PlanRecord::counted_failures));
                 Ok((
                     matches!(outcome, FailureOutcome::Quarantine { .. }),
                     failures,
@@ -684,34 +828,29 @@ impl Scheduler {
             }
             Err(e) => {
                 ::metrics::counter!(m::STORE_ERRORS, "op" => "fail").increment(1);
-                self.registry().abort_close(&base, attempt);
+                self.reg(|r| r.abort_close(&base, attempt));
                 Err(e)
             }
         }
     }
 
     /// The worker gives the plan back unfinished; queued again at once.
-    pub async fn release(
-        &self,
-        worker: &str,
-        plan: &str,
-        attempt: u32,
-        reason: &str,
-    ) -> Result<(), SchedulerError> {
+    pub async fn release(&self, lease: &LeaseRef<'_>, reason: &str) -> Result<(), SchedulerError> {
         self.check_ready()?;
-        let base = plan_base(plan).to_owned();
-        let old = self.registry().begin_close(&base, attempt, worker)?;
+        let base = plan_base(lease.plan).to_owned();
+        let old = self.reg(|r| r.begin_close(&base, lease.attempt, lease.worker, lease.token))?;
         self.delete_markers(&old).await;
-        self.registry().released(&base);
+        self.reg(|r| r.released(&base));
         self.wake.notify_waiters();
         ::metrics::counter!(m::LEASES_RELEASED).increment(1);
-        tracing::info!(plan = %base, attempt, worker, reason, "lease released");
+        tracing::info!(plan = %base, attempt = lease.attempt, worker = lease.worker, reason, "lease released");
         Ok(())
     }
 
     /// Re-queues (as failed attempts) leases whose worker went silent.
     pub async fn expire_leases(&self) {
-        let expired = self.registry().take_expired(self.now());
+        let now = self.now();
+        let expired = self.reg(|r| r.take_expired(now));
         for e in expired {
             ::metrics::counter!(m::LEASE_EXPIRIES).increment(1);
             let f = FailureRecord {
@@ -727,7 +866,7 @@ impl Scheduler {
             if let Err(err) = self.close_with_failure(&e.base, f, &e.markers).await {
                 ::metrics::counter!(m::STORE_ERRORS, "op" => "expire").increment(1);
                 tracing::warn!(plan = %e.base, error = %err, "cannot record an expired lease; will try again");
-                self.registry().abort_close(&e.base, e.attempt);
+                self.reg(|r| r.abort_close(&e.base, e.attempt));
             }
         }
         self.wake.notify_waiters();
@@ -738,9 +877,7 @@ impl Scheduler {
         self.check_ready()?;
         let base = plan_base(plan).to_owned();
         let (status, last) = self
-            .registry()
-            .get(&base)
-            .map(|r| (r.status.name(), r.last_attempt))
+            .reg(|r| r.get(&base).map(|r| (r.status.name(), r.last_attempt)))
             .ok_or_else(|| SchedulerError::BadRequest(format!("no plan {base}")))?;
         if !matches!(status, "error" | "waiting") {
             return Err(SchedulerError::BadRequest(format!(
@@ -756,7 +893,7 @@ impl Scheduler {
             .delete(&markers::error(&base))
             .await
             .map_err(SchedulerError::storage(format!("deleting {base}.error")))?;
-        self.registry().retried(&base);
+        self.reg(|r| r.retried(&base));
         self.wake.notify_waiters();
         tracing::info!(plan = %base, "retried by operator");
         Ok(format!("plan {base} queued again"))
@@ -767,8 +904,7 @@ impl Scheduler {
         self.check_ready()?;
         let base = plan_base(plan).to_owned();
         let (status, old) = self
-            .registry()
-            .get(&base)
+            .reg(|r| r.get(&base).cloned())
             .map(|r| {
                 let old = match &r.status {
                     Status::Leased(l) => l.markers.clone(),
@@ -792,7 +928,7 @@ impl Scheduler {
             .await
             .map_err(SchedulerError::storage(format!("writing {key}")))?;
         self.delete_markers(&old).await;
-        self.registry().cancelled(&base, reason);
+        self.reg(|r| r.cancelled(&base, reason));
         ::metrics::counter!(m::QUARANTINES).increment(1);
         tracing::warn!(plan = %base, "cancelled by operator");
         Ok(format!("plan {base} cancelled"))
@@ -818,7 +954,7 @@ impl Scheduler {
             if self.is_ready() {
                 self.expire_leases().await;
             }
-            m::update_gauges(&self.registry());
+            self.publish_gauges();
             if shutdown.wait_for(tick).await {
                 return;
             }
@@ -830,7 +966,7 @@ impl Scheduler {
     /// The status page's data.
     pub fn snapshot(&self) -> crate::status::Snapshot {
         let now = self.now();
-        let reg = self.registry();
-        crate::status::snapshot(&reg, now, self.is_ready(), &self.cfg.tool, &self.plans_url)
+        let ready = self.is_ready();
+        self.reg(|r| crate::status::snapshot(r, now, ready, &self.cfg.tool, &self.plans_url))
     }
 }
