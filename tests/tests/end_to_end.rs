@@ -3,13 +3,15 @@
 //! the scheduler leases to two builders, `blocksconvert verify` then finds every
 //! tenant-day of the corpus identical to its chunks. While the services run, their
 //! `/metrics` are scraped and every metric the Grafana dashboard and the alert rules
-//! in deploy/ use must be among them.
+//! in deploy/ use must be among them. The control plane runs as in production: mutual
+//! TLS on the scheduler's gRPC API, TLS on its HTTP API, a bearer token from a file.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use blocksconvert_tests::pki::{TestPki, http_call};
 use blocksconvert_tests::{
     DynaliteServer, MotoServer, corpus_dir, free_port, moto_options, s3_flags, upload_tree,
     wait_for_port, workspace_bin,
@@ -140,11 +142,27 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
     let text = check("scanner", &out, &log("scanner"));
     assert!(text.contains("scanned"), "{text}");
 
-    // Scheduler and two builders.
+    // Scheduler and two builders, with mutual TLS and a token file.
+    let pki = TestPki::generate(&tmp.path().join("pki"));
+    let token = "end-to-end-token-0123456789abcdef";
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).expect("token file");
+    let https = pki.https_agent();
     let (grpc, http) = (free_port(), free_port());
+    let scheduler_get = |path: &str| -> Option<String> {
+        let (code, body) = http_call(
+            &https,
+            "GET",
+            &format!("https://127.0.0.1:{http}{path}"),
+            Some(token),
+        )?;
+        (code == 200).then_some(body)
+    };
     let mut services = Services(Vec::new());
     let child = command(&scheduler, &log("scheduler"))
         .args([
+            "--blocks",
+            "s3://blocks",
             "--plans",
             "s3://plans",
             "--lease-ttl",
@@ -155,6 +173,9 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
         .args(["--scan-interval", "2s", "--max-lease-wait", "1s"])
         .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
         .args(["--http-listen", &format!("127.0.0.1:{http}")])
+        .args(pki.server_flags(true))
+        .arg("--auth.token-file")
+        .arg(&token_file)
         .args(&s3)
         .stdout(Stdio::null())
         .spawn()
@@ -178,6 +199,9 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
             .arg(tmp.path().join(name))
             .args(["--lease-wait", "1s", "--workers", "1"])
             .args(["--metrics.listen", &format!("127.0.0.1:{port}")])
+            .args(pki.client_flags(true))
+            .arg("--auth.token-file")
+            .arg(&token_file)
             .args(&s3)
             .stdout(Stdio::null())
             .spawn()
@@ -200,7 +224,7 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let status: Option<serde_json::Value> =
-            http_get(http, "/plans?format=json").and_then(|t| serde_json::from_str(&t).ok());
+            scheduler_get("/plans?format=json").and_then(|t| serde_json::from_str(&t).ok());
         let finished = status
             .as_ref()
             .and_then(|s| s["counts"]["finished"].as_u64())
@@ -224,7 +248,7 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
     }
 
     // Every metric the dashboard and the alerts use is exported by a service.
-    let mut exported = exported_names(&http_get(http, "/metrics").expect("scheduler /metrics"));
+    let mut exported = exported_names(&scheduler_get("/metrics").expect("scheduler /metrics"));
     for port in &builder_ports {
         exported.extend(exported_names(
             &http_get(*port, "/metrics").expect("builder /metrics"),

@@ -332,6 +332,92 @@ fn an_interrupted_conversion_resumes_to_the_same_blocks() {
     );
 }
 
+/// `convert` frozen (SIGSTOP: a laptop suspend, a paused container) for longer than
+/// its lease TTL while building, then resumed: its scheduler expires the leases and
+/// refuses their late completions or heartbeats; the run must still end with one exact
+/// block per tenant-day instead of hanging.
+#[test]
+fn a_conversion_paused_past_its_lease_ttl_finishes_exactly() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = tmp.path().join("store");
+    let generated = blocksconvert()
+        .args(["generate", "--out"])
+        .arg(&store)
+        .args([
+            "--tenants",
+            "2",
+            "--days",
+            "2",
+            "--series",
+            "600",
+            "--samples-per-series",
+            "2880",
+            "--seed",
+            "5",
+        ])
+        .output()
+        .expect("generate");
+    assert!(generated.status.success(), "{}", text(&generated));
+    let mut child = on_store("convert", &store)
+        .arg("--output")
+        .arg(tmp.path().join("blocks"))
+        .arg("--work-dir")
+        .arg(tmp.path().join("work"))
+        .args(["--builders", "2", "--workers", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let plans = tmp.path().join("work/plans");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !walk(&plans)
+        .iter()
+        .any(|p| p.to_string_lossy().contains(".attempt."))
+    {
+        assert!(Instant::now() < deadline, "nothing leased in 120 s");
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "convert ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill {sig}");
+    };
+    signal("-STOP");
+    // The scenario itself: frozen for longer than convert's 10 s lease TTL.
+    std::thread::sleep(Duration::from_secs(13));
+    signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().expect("poll").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!("convert hung after SIGCONT:\n{}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", text(&out));
+    let blocks = blocks_by_day(&tmp.path().join("blocks"));
+    assert_eq!(blocks.len(), 4, "{blocks:?}");
+    assert!(
+        blocks.values().all(|b| b.len() == 1),
+        "one block per tenant-day: {blocks:?}"
+    );
+    let v = verify(&store, tmp.path(), &[]);
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("4 OK, 0 with differences"),
+        "{}",
+        text(&v)
+    );
+}
+
 fn built_this_run(stdout: &str) -> usize {
     stdout
         .lines()

@@ -15,6 +15,15 @@ pub const CONFIG_FLAG: &str = "config.file";
 /// The flag that prints the effective configuration and exits.
 pub const PRINT_FLAG: &str = "print-config";
 
+/// Whether a flag holds a secret (credentials, passwords, tokens): its value is never
+/// printed, neither by `--print-config` nor in an error message. Paths to secrets
+/// (`…-file`) are not secrets.
+pub fn is_secret_key(long: &str) -> bool {
+    let long = long.to_ascii_lowercase();
+    !long.ends_with("-file")
+        && (long.contains("secret") || long.contains("password") || long.ends_with("token"))
+}
+
 /// A config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
@@ -77,9 +86,15 @@ pub fn parse_from<T: CommandFactory + FromArgMatches>(
                     .iter()
                     .find(|k| arg.starts_with(&format!("--{k} ")) || *arg == format!("--{k}"))
             {
+                // clap's message quotes the value: not for a secret.
+                let why = if is_secret_key(key) {
+                    "invalid value (not shown: the key holds a secret)".to_owned()
+                } else {
+                    first_line(&e.render().to_string())
+                };
                 return Err(ConfigFileError::Invalid {
                     path: path.clone(),
-                    reason: format!("key {key:?}: {}", first_line(&e.render().to_string())),
+                    reason: format!("key {key:?}: {why}"),
                 });
             }
             e.exit()
@@ -121,7 +136,7 @@ pub fn render_config(cmd: &Command, matches: &ArgMatches, from_file: &[String]) 
             .get_raw(id)
             .map(|vs| vs.map(|v| v.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
-        let secret = long.contains("secret") || long.contains("password");
+        let secret = is_secret_key(long);
         let yaml = |v: &str| -> String {
             if secret {
                 return "<redacted>".into();
@@ -237,11 +252,15 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Expanded, ConfigFileError>
             continue;
         }
         from_file.push(arg.get_long().unwrap_or(&key).to_owned());
+        let secret = arg.get_long().is_some_and(is_secret_key);
         let scalar = |v: &serde_yaml::Value| -> Result<String, ConfigFileError> {
             match v {
                 serde_yaml::Value::String(s) => Ok(s.clone()),
                 serde_yaml::Value::Number(n) => Ok(n.to_string()),
                 serde_yaml::Value::Bool(b) => Ok(b.to_string()),
+                _ if secret => Err(invalid(format!(
+                    "key {key:?}: expected a single value (not shown: the key holds a secret)"
+                ))),
                 other => Err(invalid(format!("key {key:?}: {other:?} is not a scalar"))),
             }
         };
@@ -249,6 +268,11 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Expanded, ConfigFileError>
             ArgAction::SetTrue => match v {
                 serde_yaml::Value::Bool(true) => injected.push(format!("--{key}")),
                 serde_yaml::Value::Bool(false) => {}
+                _ if secret => {
+                    return Err(invalid(format!(
+                        "key {key:?}: expected true or false (value not shown: secret)"
+                    )));
+                }
                 other => {
                     return Err(invalid(format!(
                         "key {key:?}: expected true or false, got {other:?}"
@@ -319,6 +343,13 @@ mod tests {
         keep_files: bool,
         #[arg(long = "limit", env = "CONFIG_FILE_TEST_LIMIT", default_value_t = 1)]
         limit: u32,
+        #[arg(long = "auth.token")]
+        _token: Option<String>,
+        /// A secret whose parser can refuse a value (clap then quotes it).
+        #[arg(long = "storage.secret-pin")]
+        _pin: Option<u32>,
+        #[arg(long = "auth.token-file")]
+        _token_file: Option<String>,
     }
 
     fn args(extra: &[&str]) -> Vec<String> {
@@ -391,6 +422,37 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("config.file"), "{text}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_printed_config() {
+        assert!(is_secret_key("auth.token") && is_secret_key("storage.secret-access-key"));
+        assert!(!is_secret_key("auth.token-file") && !is_secret_key("tls.key-file"));
+        let dir = std::env::temp_dir().join(format!("config-file-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("c.yaml");
+        let p = path.display().to_string();
+        for body in [
+            "auth.token: {value: hunter2-very-secret}\n",
+            "auth.token: [[hunter2-very-secret]]\n",
+            "storage.secret-pin: hunter2-very-secret\n",
+        ] {
+            std::fs::write(&path, body).expect("write");
+            let err = parse_from::<Flags>(args(&["--config.file", &p])).expect_err(body);
+            let text = err.to_string();
+            assert!(!text.contains("hunter2"), "{body}: {text}");
+            assert!(text.contains(&p) && text.contains("key \""), "{text}");
+        }
+        std::fs::write(&path, "auth.token: hunter2-very-secret\n").expect("write");
+        let cmd = Flags::command();
+        let expanded = expand(&cmd, args(&["--config.file", &p])).expect("expand");
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(expanded.args)
+            .expect("matches");
+        let text = render_config(&cmd, &matches, &expanded.from_file);
+        assert!(!text.contains("hunter2"), "{text}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
