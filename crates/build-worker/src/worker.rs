@@ -145,6 +145,9 @@ impl WorkerSummary {
     }
 }
 
+/// A running lease: identity and the handles its build shares (cheap to clone, so
+/// loops copy them out of the map instead of working under its lock).
+#[derive(Clone)]
 struct ActiveLease {
     plan: String,
     attempt: u32,
@@ -293,13 +296,10 @@ pub async fn run(
         .await
         .is_err()
     {
-        let running: Vec<(Arc<AtomicBool>, Arc<BuildProgress>)> = lock(&ctx.active)
-            .values()
-            .map(|a| (Arc::clone(&a.releasing), Arc::clone(&a.progress)))
-            .collect();
-        for (releasing, progress) in &running {
-            releasing.store(true, Ordering::SeqCst);
-            progress.cancel();
+        let running: Vec<ActiveLease> = lock(&ctx.active).values().cloned().collect();
+        for a in &running {
+            a.releasing.store(true, Ordering::SeqCst);
+            a.progress.cancel();
         }
         let n = running.len();
         tracing::warn!(leases = n, "grace period over: cancelling and releasing");
@@ -598,19 +598,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: daemon::Shutdown) {
     loop {
         // A copy of the handles, taken under the lock; logging, metrics, cancelling
         // and the RPC happen after it is released.
-        let held: Vec<HeldLease> = lock(&ctx.active)
-            .values()
-            .map(|a| HeldLease {
-                plan: a.plan.clone(),
-                attempt: a.attempt,
-                token: a.token.clone(),
-                progress: Arc::clone(&a.progress),
-                lost: Arc::clone(&a.lost),
-                granted: a.granted,
-                ttl: a.ttl,
-                heartbeat: a.heartbeat,
-            })
-            .collect();
+        let held: Vec<ActiveLease> = lock(&ctx.active).values().cloned().collect();
         let period = held
             .iter()
             .map(|a| a.heartbeat)
@@ -674,16 +662,4 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: daemon::Shutdown) {
             return;
         }
     }
-}
-
-/// What the heartbeat loop needs of a lease, copied out of the shared map.
-struct HeldLease {
-    plan: String,
-    attempt: u32,
-    token: String,
-    progress: Arc<BuildProgress>,
-    lost: Arc<AtomicBool>,
-    granted: Instant,
-    ttl: Duration,
-    heartbeat: Duration,
 }

@@ -181,3 +181,25 @@ fn a_retried_completion_is_answered() {
     });
     r.expect("a repeated completion of the same block is accepted");
 }
+
+#[test]
+fn re_entering_the_registry_fails_loudly_instead_of_hanging() {
+    let fx = Fixture::new();
+    let s = Arc::clone(&fx.scheduler);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            s.with_registry(|_| s.with_registry(|r| r.generation()))
+        }));
+        let _ = tx.send(r.is_err());
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(panicked) => assert!(panicked, "a nested registry access must be refused"),
+        Err(_) => {
+            std::mem::forget(fx);
+            panic!("a nested registry access deadlocked");
+        }
+    }
+    // The registry is usable afterwards.
+    assert!(fx.scheduler.with_registry(|r| r.plans().count()) > 0);
+}
