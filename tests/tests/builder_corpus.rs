@@ -84,6 +84,7 @@ async fn check_backend(b: Backend) {
                 blocks: b.blocks.clone(),
                 markers: b.markers.clone(),
                 base: None,
+                expect: None,
             };
             let progress = Arc::new(BuildProgress::default());
             let out = build_plan(&plan, &stores, &dest, &cfg, &progress)

@@ -68,6 +68,7 @@ async fn build(plan: &PlanRef, chunks: StoreLocation, cfg: impl FnOnce(&mut Buil
         blocks: StoreLocation::local(blocks.path(), false).expect("blocks"),
         markers: StoreLocation::local(markers.path(), false).expect("markers"),
         base: None,
+        expect: None,
     };
     let outcome = build_plan(
         plan,

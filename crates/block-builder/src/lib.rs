@@ -177,6 +177,22 @@ pub enum BuildError {
     /// Object-store failure (plan download, upload, markers); retriable.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The plan's header names another tenant or day than its key (not retriable).
+    #[error(
+        "plan {plan}: its header says tenant {header_tenant:?} day {header_day}, but it is filed as tenant {key_tenant:?} day {key_day}; refusing to build it"
+    )]
+    NotItsKey {
+        /// Plan object.
+        plan: String,
+        /// Tenant in the header.
+        header_tenant: String,
+        /// Day in the header.
+        header_day: i64,
+        /// Tenant of the key.
+        key_tenant: String,
+        /// Day of the key.
+        key_day: i64,
+    },
     /// The build was cancelled (shutdown or lost lease).
     #[error("build cancelled")]
     Cancelled,
@@ -188,7 +204,10 @@ pub enum BuildError {
 impl BuildError {
     /// Whether retrying the same plan later can succeed.
     pub fn is_retriable(&self) -> bool {
-        !matches!(self, Self::Plan(_) | Self::TooManyBadChunks { .. })
+        !matches!(
+            self,
+            Self::Plan(_) | Self::TooManyBadChunks { .. } | Self::NotItsKey { .. }
+        )
     }
 }
 
@@ -244,6 +263,19 @@ pub struct Destinations {
     /// Base of the plan's marker names inside `markers` (e.g. `acme/18584`); `None`
     /// derives `<user>/<day_index>` from the plan header (Cortex's layout).
     pub base: Option<String>,
+    /// The tenant and day the plan's key names (a lease says them): a header that
+    /// disagrees fails the plan before any block is written, so a plan filed under one
+    /// tenant can never write into another's namespace or another day.
+    pub expect: Option<PlanIdentity>,
+}
+
+/// The tenant and UTC day a plan is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanIdentity {
+    /// Tenant ID.
+    pub tenant: String,
+    /// Day index (days since 1970-01-01 UTC).
+    pub day_index: i64,
 }
 
 /// A successfully built and uploaded plan.
@@ -396,6 +428,17 @@ async fn build_inner(
         let (name, path) = (name.clone(), plan_path.clone());
         blocking(move || convert::validate_plan(&name, &path)).await?
     };
+    if let Some(want) = &dest.expect
+        && (summary.user != want.tenant || summary.day_index != want.day_index)
+    {
+        return Err(BuildError::NotItsKey {
+            plan: plan.location.describe(&plan.key),
+            header_tenant: summary.user.clone(),
+            header_day: summary.day_index,
+            key_tenant: want.tenant.clone(),
+            key_day: want.day_index,
+        });
+    }
     report.user.clone_from(&summary.user);
     report.day_index = summary.day_index;
     report.plan_series = summary.series;

@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use block_builder::{
-    BuildConfig, BuildError, BuildOutcome, BuildProgress, ChunkStores, Destinations, PlanRef,
-    build_plan, discard_block,
+    BuildConfig, BuildError, BuildOutcome, BuildProgress, ChunkStores, Destinations, PlanIdentity,
+    PlanRef, build_plan, discard_block,
 };
 use blocksconvert_proto as pb;
 use pb::scheduler_client::SchedulerClient;
@@ -382,6 +382,11 @@ async fn build_and_report(
         blocks: ctx.blocks.clone(),
         markers: plan.location.clone(),
         base: Some(plan.base().to_owned()),
+        // The scheduler derived these from the plan's key.
+        expect: Some(PlanIdentity {
+            tenant: lease.tenant.clone(),
+            day_index: i64::from(lease.day_index),
+        }),
     };
     let mut cfg = ctx.build.clone();
     cfg.work_dir = ctx

@@ -67,6 +67,7 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
         blocks: blocks.clone(),
         markers: markers.clone(),
         base,
+        expect: None,
     };
     clean_work_dir(&b.work_dir)?;
     let cfg = b.build_config()?;

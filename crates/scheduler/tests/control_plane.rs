@@ -625,3 +625,33 @@ fn mutual_tls_lets_only_certified_builders_lease() {
         }
     }
 }
+
+/// A plan is never trusted over its key: `acme/18584.plan.snappy` holding tenant 42's
+/// plan (header user "42") is refused by the builder before any block is written,
+/// quarantined at once with the reason, and tenant 42's namespace gets nothing extra.
+#[test]
+fn a_plan_filed_under_another_tenant_builds_nothing() {
+    let mut s = Sched::start(None, &[]);
+    let plans = s.dir.path().join("plans");
+    std::fs::copy(
+        plans.join("42/18584.plan.snappy"),
+        plans.join("acme/18584.plan.snappy"),
+    )
+    .expect("forge");
+    s.start_builder("b0", false);
+    let st = s.wait_for("8 finished and the forged plan quarantined", 300, |st| {
+        st["counts"]["finished"].as_u64() == Some(8) && st["counts"]["error"].as_u64() == Some(1)
+    });
+    let forged = Sched::plan(&st, "acme/18584");
+    let reason = forged["reason"].as_str().unwrap_or_default();
+    assert!(
+        forged["status"] == "error" && reason.contains("its header says tenant \"42\""),
+        "{forged}"
+    );
+    assert_eq!(forged["attempts"], 1, "not retried: {forged}");
+    let count = |tenant: &str| {
+        std::fs::read_dir(s.dir.path().join("blocks").join(tenant))
+            .map_or(0, |d| d.flatten().count())
+    };
+    assert_eq!((count("42"), count("acme")), (3, 2), "blocks per tenant");
+}
