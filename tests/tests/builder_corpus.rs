@@ -85,6 +85,7 @@ async fn check_backend(b: Backend) {
                 markers: b.markers.clone(),
                 base: None,
                 expect: None,
+                existing: Default::default(),
             };
             let progress = Arc::new(BuildProgress::default());
             let out = build_plan(&plan, &stores, &dest, &cfg, &progress)

@@ -69,6 +69,7 @@ async fn build(plan: &PlanRef, chunks: StoreLocation, cfg: impl FnOnce(&mut Buil
         markers: StoreLocation::local(markers.path(), false).expect("markers"),
         base: None,
         expect: None,
+        existing: Default::default(),
     };
     let outcome = build_plan(
         plan,

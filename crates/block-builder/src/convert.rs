@@ -649,11 +649,13 @@ impl Writer<'_> {
             }
             tracing::debug!(series = %b.series_id, chunk = %b.chunk_id, reason = %b.reason, "bad chunk");
         }
-        r.bad_chunks.extend(o.bad);
+        for b in o.bad {
+            r.add_bad_chunk(b);
+        }
         if let Some(q) = o.quarantined {
             metrics::counter!(m::QUARANTINED_SERIES).increment(1);
             tracing::warn!(series = %q.series_id, reason = %q.reason, "series quarantined");
-            r.quarantined_series.push(q);
+            r.add_quarantined(q);
         }
         let p = self.progress;
         p.series_done.fetch_add(1, Ordering::Relaxed);
@@ -747,7 +749,7 @@ impl Writer<'_> {
                         prev.samples += rec.samples;
                         prev.chunks.sort_by_key(|c| c.min_time);
                     } else {
-                        report.quarantined_series.push(QuarantinedSeries {
+                        report.add_quarantined(QuarantinedSeries {
                             series_id: String::new(),
                             reason: format!(
                                 "two series IDs normalise to {} with overlapping chunks; the second was left out",

@@ -110,6 +110,11 @@ impl ChunkStores {
             .map_or(&self.default, |(_, l)| l)
     }
 
+    /// Every store (the default first).
+    pub fn locations(&self) -> impl Iterator<Item = &StoreLocation> {
+        std::iter::once(&self.default).chain(self.by_type.iter().map(|(_, l)| l))
+    }
+
     /// True when every store is a local directory (chunks are read synchronously on
     /// the worker threads, without an async hop per object).
     pub fn all_local(&self) -> bool {

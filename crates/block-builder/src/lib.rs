@@ -9,6 +9,7 @@
 
 mod convert;
 pub mod encode;
+pub mod existing;
 pub mod fetch;
 pub mod labels;
 pub mod merge;
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
 pub use convert::LocalBlock;
+pub use existing::ExistingBlocks;
 pub use fetch::{ChunkStores, FetchError, FetchPolicy};
 pub use report::{BadChunkKind, PlanReport, PlanStatus};
 use storage::{StorageError, StoreLocation};
@@ -193,6 +195,14 @@ pub enum BuildError {
         /// Day of the key.
         key_day: i64,
     },
+    /// The plan's header names no usable tenant-day (not retriable).
+    #[error("plan {plan}: {reason}; refusing to build it")]
+    NotATenantDay {
+        /// Plan object.
+        plan: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The build was cancelled (shutdown or lost lease).
     #[error("build cancelled")]
     Cancelled,
@@ -204,9 +214,20 @@ pub enum BuildError {
 impl BuildError {
     /// Whether retrying the same plan later can succeed.
     pub fn is_retriable(&self) -> bool {
+        if let Self::Storage(e) = self
+            && e.is_access_denied()
+        {
+            // Credentials or permissions: every retry fails the same way until an
+            // operator fixes them, so the plan is reported, not retried into
+            // quarantine again and again.
+            return false;
+        }
         !matches!(
             self,
-            Self::Plan(_) | Self::TooManyBadChunks { .. } | Self::NotItsKey { .. }
+            Self::Plan(_)
+                | Self::TooManyBadChunks { .. }
+                | Self::NotItsKey { .. }
+                | Self::NotATenantDay { .. }
         )
     }
 }
@@ -267,6 +288,8 @@ pub struct Destinations {
     /// disagrees fails the plan before any block is written, so a plan filed under one
     /// tenant can never write into another's namespace or another day.
     pub expect: Option<PlanIdentity>,
+    /// Cache of the blocks already in `blocks` (share one per process).
+    pub existing: ExistingBlocks,
 }
 
 /// The tenant and UTC day a plan is for.
@@ -293,6 +316,10 @@ pub struct BuildOutcome {
     pub replaced_blocks: Vec<String>,
     /// Local block directory when `keep_local_block` is set.
     pub local_dir: Option<PathBuf>,
+    /// The block was already in the bucket for this tenant-day (written by another
+    /// run) and was kept: nothing was uploaded, and it must never be discarded as
+    /// this attempt's own.
+    pub kept_existing: bool,
 }
 
 /// Removes leftovers of earlier runs in a work dir (call once at process start; plans
@@ -363,6 +390,9 @@ pub async fn discard_block(
     plan: &PlanRef,
     outcome: &BuildOutcome,
 ) -> Result<(), StorageError> {
+    if outcome.kept_existing {
+        return Ok(());
+    }
     let base = marker_base(dest, plan, &outcome.report);
     upload::discard_block(
         &dest.markers,
@@ -428,6 +458,14 @@ async fn build_inner(
         let (name, path) = (name.clone(), plan_path.clone());
         blocking(move || convert::validate_plan(&name, &path)).await?
     };
+    if let Some(reason) = cortex_index::tenant::tenant_id_problem(&summary.user)
+        .or_else(|| cortex_index::tenant::day_index_problem(summary.day_index))
+    {
+        return Err(BuildError::NotATenantDay {
+            plan: plan.location.describe(&plan.key),
+            reason,
+        });
+    }
     if let Some(want) = &dest.expect
         && (summary.user != want.tenant || summary.day_index != want.day_index)
     {
@@ -444,6 +482,12 @@ async fn build_inner(
     report.plan_series = summary.series;
     report.plan_chunks = summary.chunks;
     report.repeated_entries = summary.repeated_entries;
+    let day = cortex_index::tenant::day_range_ms(summary.day_index).ok_or_else(|| {
+        BuildError::Internal(format!("day {} passed validation", summary.day_index))
+    })?;
+    if let Some(kept) = keep_existing_block(dest, plan, report, day).await? {
+        return Ok(kept);
+    }
     progress
         .series_total
         .store(summary.series, Ordering::Relaxed);
@@ -484,7 +528,7 @@ async fn build_inner(
     if progress.is_cancelled() {
         return Err(BuildError::Cancelled);
     }
-    let bad = report.bad_chunks.len() as u64;
+    let bad = report.bad_chunk_total();
     if bad > 0 && (bad as f64) > cfg.max_bad_chunk_fraction * summary.chunks as f64 {
         return Err(BuildError::TooManyBadChunks {
             plan: report.plan.clone(),
@@ -493,13 +537,17 @@ async fn build_inner(
             max_fraction: cfg.max_bad_chunk_fraction,
         });
     }
-    report.status = if bad > 0 || !report.quarantined_series.is_empty() {
+    report.status = if bad > 0 || report.quarantined_total() > 0 {
         PlanStatus::FinishedWithGaps
     } else {
         PlanStatus::Complete
     };
 
     progress.set_phase(Phase::Uploading);
+    // Another run may have finished this tenant-day while this one converted.
+    if let Some(kept) = keep_existing_block(dest, plan, report, day).await? {
+        return Ok(kept);
+    }
     let started = Instant::now();
     let base = marker_base(dest, plan, report);
     let replaced =
@@ -507,7 +555,7 @@ async fn build_inner(
     if progress.is_cancelled() {
         return Err(BuildError::Cancelled);
     }
-    let block_bytes = upload::upload_block(
+    let uploaded = upload::upload_block(
         &local,
         &summary.user,
         &dest.blocks,
@@ -515,7 +563,21 @@ async fn build_inner(
         &base,
         progress,
     )
-    .await?;
+    .await;
+    let block_bytes = match uploaded {
+        Ok(n) => n,
+        Err(e) => {
+            // Remove the partial upload now (the W7 record would let the next attempt
+            // do it, but an operator should not find half a block meanwhile).
+            let ulid = &local.meta.ulid;
+            if let Err(d) =
+                upload::discard_block(&dest.markers, &base, &dest.blocks, &summary.user, ulid).await
+            {
+                tracing::warn!(plan = %report.plan, block = %ulid, error = %d, "cannot remove a partial upload; the next attempt will");
+            }
+            return Err(e);
+        }
+    };
     ::metrics::counter!(metrics::BLOCK_SIZE).increment(block_bytes);
     ::metrics::counter!(metrics::WRITTEN_SAMPLES).increment(local.meta.stats.num_samples);
     phase_done("upload", started);
@@ -527,7 +589,47 @@ async fn build_inner(
         block_bytes,
         replaced_blocks: replaced,
         local_dir: cfg.keep_local_block.then(|| local.dir.clone()),
+        kept_existing: false,
     })
+}
+
+/// When the blocks bucket already holds a converted block of this tenant-day (not one
+/// of this plan's own earlier attempts, which are removed and rebuilt as before, W7),
+/// removes this plan's earlier blocks and answers with that block: never two blocks
+/// for one tenant-day, whatever work dir or plans location built the first.
+async fn keep_existing_block(
+    dest: &Destinations,
+    plan: &PlanRef,
+    report: &mut PlanReport,
+    day: (i64, i64),
+) -> Result<Option<BuildOutcome>, BuildError> {
+    let base = marker_base(dest, plan, report);
+    let own = upload::recorded_blocks(&dest.markers, &base).await?;
+    let Some(meta) = dest
+        .existing
+        .find(&dest.blocks, &report.user, day, &own)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let replaced =
+        upload::remove_earlier_blocks(&dest.markers, &base, &dest.blocks, &report.user).await?;
+    tracing::warn!(plan = %report.plan, block = %meta.ulid, "the blocks bucket already holds a converted block of this tenant-day; keeping it instead of writing a second one");
+    ::metrics::counter!(metrics::KEPT_EXISTING_BLOCKS).increment(1);
+    report.block = Some(meta.ulid.clone());
+    report.kept_existing_block = true;
+    report.series_written = meta.stats.num_series;
+    report.samples_written = meta.stats.num_samples;
+    report.status = PlanStatus::Complete;
+    Ok(Some(BuildOutcome {
+        ulid: meta.ulid.clone(),
+        meta,
+        report: report.clone(),
+        block_bytes: 0,
+        replaced_blocks: replaced,
+        local_dir: None,
+        kept_existing: true,
+    }))
 }
 
 async fn blocking<T: Send + 'static>(

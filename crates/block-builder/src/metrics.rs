@@ -6,6 +6,8 @@
 pub const FETCHED_CHUNKS: &str = "cortex_blocksconvert_builder_fetched_chunks_total";
 /// Bytes of chunks fetched (Cortex).
 pub const FETCHED_CHUNK_BYTES: &str = "cortex_blocksconvert_builder_fetched_chunks_bytes_total";
+/// Plans answered with a block already in the bucket for their tenant-day.
+pub const KEPT_EXISTING_BLOCKS: &str = "cortex_blocksconvert_builder_kept_existing_blocks_total";
 /// Series processed (Cortex).
 pub const SERIES: &str = "cortex_blocksconvert_builder_series_total";
 /// Samples written into blocks (Cortex).
@@ -72,6 +74,11 @@ pub fn describe() {
         "Number of series kept in memory at the moment."
     );
     describe_counter!(BAD_CHUNKS, "Chunks that contributed no samples, by kind.");
+    describe_counter!(
+        KEPT_EXISTING_BLOCKS,
+        "Plans answered with a converted block already in the bucket for their tenant-day (no second block written)."
+    );
+    metrics::counter!(KEPT_EXISTING_BLOCKS).increment(0);
     describe_counter!(
         QUARANTINED_SERIES,
         "Series left out of a block because of inconsistent labels."

@@ -82,13 +82,10 @@ pub struct BuildFlags {
     /// Cortex schema config (selects the chunk store per period).
     #[arg(long, env = "BLOCKSCONVERT_SCHEMA", alias = "schema-config-file")]
     pub schema: Option<PathBuf>,
-    /// Scratch directory (cleaned on start).
-    #[arg(
-        long,
-        env = "BLOCKSCONVERT_WORK_DIR",
-        default_value = "blocksconvert-work"
-    )]
-    pub work_dir: PathBuf,
+    /// Local state and scratch (default: below the per-user state directory,
+    /// ~/.local/state/blocksconvert, never the current directory).
+    #[arg(long, env = "BLOCKSCONVERT_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
     /// CPU worker threads per plan (default: all cores).
     #[arg(long, env = "BLOCKSCONVERT_WORKERS")]
     pub workers: Option<usize>,
@@ -129,7 +126,20 @@ impl BuildFlags {
         Ok(StoreLocation::open(&self.output, &self.storage, true)?)
     }
 
-    /// The build configuration (work dir as given).
+    /// `--work-dir`, or `<per-user state dir>/<default_name>`.
+    pub fn work_dir_or(&self, default_name: &str) -> Result<PathBuf, FlagsError> {
+        match &self.work_dir {
+            Some(d) => Ok(d.clone()),
+            None => daemon::state_dir()
+                .map(|d| d.join(default_name))
+                .map_err(|e| FlagsError::Invalid {
+                    flag: "--work-dir",
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// The build configuration (work dir `--work-dir` or `<state dir>/builder`).
     pub fn build_config(&self) -> Result<BuildConfig, FlagsError> {
         if !(0.0..=1.0).contains(&self.max_bad_chunk_fraction) {
             return Err(FlagsError::Invalid {
@@ -138,7 +148,7 @@ impl BuildFlags {
             });
         }
         Ok(BuildConfig {
-            work_dir: self.work_dir.clone(),
+            work_dir: self.work_dir_or("builder")?,
             workers: self
                 .workers
                 .unwrap_or_else(|| BuildConfig::default().workers),

@@ -173,6 +173,8 @@ struct Ctx {
     blocks: StoreLocation,
     build: BuildConfig,
     active: ActiveMap,
+    /// Metas of the blocks already in the bucket, shared by every lease.
+    existing: block_builder::ExistingBlocks,
 }
 
 /// How to reach the scheduler securely.
@@ -235,6 +237,7 @@ pub async fn run(
         blocks,
         build,
         active: Arc::new(Mutex::new(HashMap::new())),
+        existing: Default::default(),
     });
     let (hb_stop_tx, hb_stop) = daemon::Shutdown::channel();
     let heartbeats = tokio::spawn(heartbeat_loop(Arc::clone(&ctx), hb_stop));
@@ -387,6 +390,7 @@ async fn build_and_report(
             tenant: lease.tenant.clone(),
             day_index: i64::from(lease.day_index),
         }),
+        existing: ctx.existing.clone(),
     };
     let mut cfg = ctx.build.clone();
     cfg.work_dir = ctx
@@ -486,7 +490,7 @@ async fn complete(
             series: r.series_written,
             samples: r.samples_written,
             chunks: r.plan_chunks,
-            bad_chunks: r.bad_chunks.len() as u64,
+            bad_chunks: r.bad_chunk_total(),
             block_bytes: outcome.block_bytes,
             duration_ms: took.as_millis() as u64,
             status: r.status.as_str().to_owned(),

@@ -68,9 +68,10 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
         markers: markers.clone(),
         base,
         expect: None,
+        existing: Default::default(),
     };
-    clean_work_dir(&b.work_dir)?;
     let cfg = b.build_config()?;
+    clean_work_dir(&cfg.work_dir)?;
     let progress = Arc::new(BuildProgress::default());
     let bar = if a.quiet {
         ProgressBar::hidden()
@@ -137,8 +138,8 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
         o.meta.stats.num_chunks,
         crate::human::bytes(o.block_bytes),
         r.count(BadChunkKind::Missing),
-        r.bad_chunks.len() - r.count(BadChunkKind::Missing),
-        r.quarantined_series.len(),
+        r.bad_chunk_total() - r.count(BadChunkKind::Missing),
+        r.quarantined_total(),
         started.elapsed().as_secs_f64(),
     );
     if !o.replaced_blocks.is_empty() {

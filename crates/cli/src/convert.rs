@@ -61,6 +61,23 @@ pub struct ConvertArgs {
     quiet: bool,
 }
 
+/// The default work dir's name: one per (index, output) pair, so the same migration
+/// finds its state from any current directory and two migrations never share plans.
+fn default_work_dir_name(index: &str, output: &str) -> String {
+    use sha2::Digest;
+    let canonical = |spec: &str| {
+        if spec.contains("://") {
+            spec.trim_end_matches('/').to_owned()
+        } else {
+            // Absolute, not canonical: the output may not exist before the first run.
+            std::path::absolute(spec).map_or_else(|_| spec.to_owned(), |p| p.display().to_string())
+        }
+    };
+    let digest = sha2::Sha256::digest(format!("{}\n{}", canonical(index), canonical(output)));
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("convert-{hex}")
+}
+
 /// Exit status of an interrupted run (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
 
@@ -88,8 +105,22 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
     };
     let schema = SchemaConfig::load(schema_path)
         .with_context(|| format!("--schema {}", schema_path.display()))?;
-    let root = b.work_dir.clone();
+    let root = match &b.work_dir {
+        Some(d) => d.clone(),
+        None => b.work_dir_or(&default_work_dir_name(&a.index.index, &b.output))?,
+    };
     std::fs::create_dir_all(&root).with_context(|| format!("--work-dir {}", root.display()))?;
+    // One convert per work dir: its scheduler takes every open lease as a dead run's.
+    let lock_path = root.join("lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("--work-dir: creating {}", lock_path.display()))?;
+    if let Err(e) = lock.try_lock() {
+        bail!(
+            "--work-dir {}: another blocksconvert convert is using this work dir ({e}); wait for it or pass another --work-dir",
+            root.display()
+        );
+    }
+    eprintln!("blocksconvert convert: state in {}", root.display());
     let plans_spec = match &a.plans {
         Some(p) => p.clone(),
         None => root.join("plans").display().to_string(),
@@ -196,6 +227,13 @@ fn print_summary(s: &ConvertSummary, output: &str, root: &std::path::Path) {
         "  this run     {} tenant-days built, {} failed attempts, {} released",
         s.builds.done, s.builds.failed, s.builds.released
     );
+    if s.resumed > 0 || !s.retried.is_empty() {
+        println!(
+            "  resumed      {} tenant-days an earlier run was building, {} it had given up on",
+            s.resumed,
+            s.retried.len()
+        );
+    }
     for f in &s.failed {
         println!("  FAILED       {}: {}", f.plan, f.reason);
     }

@@ -187,6 +187,11 @@ pub struct ConvertSummary {
     pub unreadable_reports: Vec<String>,
     /// Builder counts of this run.
     pub builds: WorkerSummary,
+    /// Tenant-days an earlier, killed run was building (queued again, no failure
+    /// counted).
+    pub resumed: u64,
+    /// Tenant-days an earlier run gave up on, retried by this run.
+    pub retried: Vec<String>,
     /// Wall time of this run.
     pub duration: Duration,
     /// Stopped by a signal before the end.
@@ -211,6 +216,53 @@ pub enum ConvertError {
     /// The in-process scheduler's servers.
     #[error("in-process scheduler: {0}")]
     Serve(#[from] scheduling::serve::ServeError),
+    /// A location is not usable with the credentials at hand (checked before any work).
+    #[error("preflight: {what} {location} is not {need}: {source}")]
+    Preflight {
+        /// The flag naming the location.
+        what: &'static str,
+        /// The location.
+        location: String,
+        /// "writable" or "readable".
+        need: &'static str,
+        /// The store's answer.
+        source: storage::StorageError,
+    },
+}
+
+/// How long a preflight probe may take: enough for a slow endpoint, far below the
+/// minutes that retries against a wrong URL or missing credentials would take.
+const PREFLIGHT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Checks, before any scanning, that the plans and blocks locations are writable and
+/// every chunk store readable with the credentials at hand, so a wrong URL or missing
+/// credentials fail the run in seconds with the cause instead of failing (and
+/// quarantining) every tenant-day after the scan.
+pub async fn preflight(cfg: &ConvertConfig) -> Result<(), ConvertError> {
+    let fail = |what, location: &StoreLocation, need| {
+        let location = location.to_string();
+        move |source| ConvertError::Preflight {
+            what,
+            location,
+            need,
+            source,
+        }
+    };
+    cfg.plans
+        .probe_writable(PREFLIGHT_DEADLINE)
+        .await
+        .map_err(fail("--plans", &cfg.plans, "writable"))?;
+    cfg.blocks
+        .probe_writable(PREFLIGHT_DEADLINE)
+        .await
+        .map_err(fail("--output", &cfg.blocks, "writable"))?;
+    for store in cfg.stores.locations() {
+        store
+            .probe_readable(PREFLIGHT_DEADLINE)
+            .await
+            .map_err(fail("chunk store", store, "readable"))?;
+    }
+    Ok(())
 }
 
 /// Lease settings for builders in the same process: heartbeats cannot be lost on the
@@ -232,6 +284,7 @@ pub async fn run(
     let started = Instant::now();
     let mut summary = ConvertSummary::default();
 
+    preflight(&cfg).await?;
     progress.set_stage(Stage::Scanning);
     let cancel_scan = {
         let (p, sd) = (Arc::clone(&progress.scan), shutdown.clone());
@@ -275,6 +328,23 @@ pub async fn run(
         cfg.blocks.clone(),
     ));
     scheduler.scan().await?;
+    // This process is the only builder of these plans (the caller holds the work
+    // dir's lock): leases left open are those of a run that died, and its death does
+    // not count against them. Tenant-days given up on by an earlier run get a fresh
+    // set of attempts: a rerun converts everything it can.
+    let reclaimed = scheduler
+        .reclaim_leases("the convert process that held it is gone")
+        .await;
+    let retried = scheduler.retry_all_failed().await?;
+    if !reclaimed.is_empty() || !retried.is_empty() {
+        tracing::warn!(
+            reclaimed = reclaimed.len(),
+            retried = retried.len(),
+            "resuming: tenant-days of an earlier run queued again"
+        );
+    }
+    summary.resumed = reclaimed.len() as u64;
+    summary.retried = retried;
     let _ = progress.scheduler.set(Arc::clone(&scheduler));
 
     let (stop_services, services_shutdown) = daemon::Shutdown::channel();
@@ -382,10 +452,10 @@ async fn sum_up(scheduler: &Scheduler, cfg: &ConvertConfig, summary: &mut Conver
                 }
                 summary.series += r.series_written;
                 summary.samples += r.samples_written;
-                let missing = r.count(BadChunkKind::Missing) as u64;
+                let missing = r.count(BadChunkKind::Missing);
                 summary.missing_chunks += missing;
-                summary.bad_chunks += r.bad_chunks.len() as u64 - missing;
-                summary.quarantined_series += r.quarantined_series.len() as u64;
+                summary.bad_chunks += r.bad_chunk_total() - missing;
+                summary.quarantined_series += r.quarantined_total();
             }
             Err(e) => summary
                 .unreadable_reports

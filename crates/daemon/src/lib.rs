@@ -96,3 +96,18 @@ impl Shutdown {
         }
     }
 }
+
+/// The per-user directory for state that must survive restarts but is not the
+/// operator's data (`$XDG_STATE_HOME/blocksconvert`, else `~/.local/state/blocksconvert`
+/// on Linux; the platform's local data directory elsewhere). Defaults of `--work-dir`
+/// live below it, so the same command finds the same state from any current directory.
+pub fn state_dir() -> anyhow::Result<std::path::PathBuf> {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("blocksconvert"))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no per-user state directory (HOME and XDG_STATE_HOME are unset); pass --work-dir"
+            )
+        })
+}

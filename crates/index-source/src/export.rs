@@ -248,6 +248,10 @@ impl Read for HashingReader {
     }
 }
 
+/// Longest export line accepted: a DynamoDB item is at most 400 KB, a few times that
+/// as DynamoDB JSON with base64 binaries.
+pub const MAX_EXPORT_LINE: usize = 4 << 20;
+
 struct ExportFileReader {
     name: String,
     lines: BufReader<MultiGzDecoder<HashingReader>>,
@@ -277,17 +281,26 @@ impl ExportFileReader {
     }
 
     /// Reads the next non-empty line into `self.line`; false at the end of the data.
+    /// A line longer than [`MAX_EXPORT_LINE`] is an error naming the file and line, read
+    /// no further than the limit.
     fn read_line(&mut self) -> Result<bool, SourceError> {
         loop {
             self.line.clear();
-            let n = self
-                .lines
+            let n = (&mut self.lines)
+                .take(MAX_EXPORT_LINE as u64 + 1)
                 .read_line(&mut self.line)
                 .map_err(|e| self.corrupt(format!("after line {}: {e}", self.line_no)))?;
             if n == 0 {
                 return Ok(false);
             }
             self.line_no += 1;
+            if n > MAX_EXPORT_LINE {
+                return Err(self.corrupt(format!(
+                    "line {} is longer than {} MiB (a DynamoDB item is at most 400 KB); the export is damaged",
+                    self.line_no,
+                    MAX_EXPORT_LINE >> 20
+                )));
+            }
             if !self.line.trim().is_empty() {
                 return Ok(true);
             }

@@ -105,6 +105,51 @@ fn is_zero_u64(v: &u64) -> bool {
     *v == 0
 }
 
+/// Longest plan record (one JSON line) read: about 200,000 chunk IDs. A real series
+/// lists tens to a few thousand chunks a day; a longer line is a damaged or hostile
+/// plan and is refused before it can take the builder's memory.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// A reader that fails once a line grows past `max` bytes (newline-delimited JSON:
+/// one record per line), so no single record is ever buffered whole beyond the limit.
+struct LineLimit<R> {
+    inner: R,
+    max: usize,
+    line: usize,
+}
+
+impl<R> LineLimit<R> {
+    fn new(inner: R, max: usize) -> Self {
+        Self {
+            inner,
+            max,
+            line: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.line = match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(last) => n - last - 1,
+            None => self.line + n,
+        };
+        // Checked per read, so a line ending inside this read may pass the limit by up
+        // to one read (the 256 KiB buffer): bounded all the same.
+        if self.line > self.max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "a record is longer than {} MiB; refusing the plan",
+                    self.max >> 20
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// Digest of a plan's entries in order: SHA-256 over each series ID and its chunk IDs,
 /// each followed by a newline, entries separated by a NUL byte. The scanner uses it as
 /// the plan's generation (header) and its checksum (footer).
@@ -210,8 +255,9 @@ impl<'a> PlanReader<'a> {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
             Compression::Snappy => Box::new(snap::read::FrameDecoder::new(input)),
         };
+        let limited: Box<dyn Read + 'a> = Box::new(LineLimit::new(reader, MAX_RECORD_BYTES));
         let mut stream =
-            serde_json::Deserializer::from_reader(BufReader::with_capacity(256 << 10, reader))
+            serde_json::Deserializer::from_reader(BufReader::with_capacity(256 << 10, limited))
                 .into_iter::<Record>();
         let mut this_name = name.to_owned();
         let header = match stream.next() {
@@ -448,10 +494,16 @@ struct EntryRef<'a> {
 fn json_error(name: &mut String, record: usize, e: serde_json::Error) -> PlanError {
     let name = std::mem::take(name);
     if e.is_io() {
-        PlanError::Io {
-            name,
-            source: e.into(),
+        let source = std::io::Error::from(e);
+        if source.kind() == std::io::ErrorKind::InvalidData {
+            // Over-long record (see LineLimit) or undecodable compressed data.
+            return PlanError::Malformed {
+                name,
+                record,
+                reason: source.to_string(),
+            };
         }
+        PlanError::Io { name, source }
     } else if e.is_eof() {
         PlanError::Incomplete {
             name,
@@ -511,6 +563,33 @@ pub fn write_plan<'a>(
         w.entry(sid, cs)?;
     }
     w.finish_as_cortex()
+}
+
+#[cfg(test)]
+mod line_limit_tests {
+    use super::*;
+
+    #[test]
+    fn an_over_long_record_is_refused_with_its_number() {
+        let mut plan = Vec::new();
+        plan.extend_from_slice(b"{\"user\":\"acme\",\"day_index\":18584}\n");
+        plan.extend_from_slice(b"{\"sid\":\"s\",\"cs\":[");
+        let id = b"\"acme/0123456789abcdef:1:2:3\",";
+        // Well past the limit: a line ending inside the read that crosses it may pass.
+        while plan.len() < MAX_RECORD_BYTES + (1 << 20) {
+            plan.extend_from_slice(id);
+        }
+        plan.extend_from_slice(b"\"x\"]}\n{\"complete\":true}\n");
+        let mut r = PlanReader::open("p", &plan[..], Compression::None).expect("header");
+        match r.next_entry() {
+            Err(PlanError::Malformed { record, reason, .. }) => {
+                assert_eq!(record, 2);
+                assert!(reason.contains("longer than"), "{reason}");
+            }
+            Err(e) => panic!("expected a refusal of record 2, got {e}"),
+            Ok(_) => panic!("expected a refusal, the over-long record was read"),
+        }
+    }
 }
 
 #[cfg(test)]

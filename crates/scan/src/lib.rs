@@ -246,6 +246,33 @@ struct Fingerprint {
     segments: Vec<String>,
     tenants: String,
     schema: String,
+    destination: String,
+}
+
+/// Directory (under the plans location) of the scanner's records of finished tables;
+/// it matches no plan name, so schedulers ignore it.
+pub const SCAN_STATE_DIR: &str = ".blocksconvert-scanner";
+
+impl Fingerprint {
+    /// `<SCAN_STATE_DIR>/<table>.<sha256 of this fingerprint>.done.json`.
+    fn done_key(&self) -> String {
+        use sha2::Digest;
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let digest = sha2::Sha256::digest(&canonical);
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let table: String = self
+            .table
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{SCAN_STATE_DIR}/{table}.{hex}.done.json")
+    }
 }
 
 /// Today's UTC day index.
@@ -309,19 +336,6 @@ async fn scan_table(
 ) -> Result<TableOutcome, ScanError> {
     let dir = TableDir::new(&cfg.work_dir, &table.name);
     *progress.table.lock().unwrap_or_else(|p| p.into_inner()) = table.name.clone();
-    if cfg.rescan && dir.root.exists() {
-        std::fs::remove_dir_all(&dir.root).map_err(|e| ScanError::io(&dir.root, e))?;
-    }
-    if let Some(done) =
-        read_json::<TableOutcome>(&dir.done()).map_err(|e| ScanError::io(&dir.done(), e))?
-    {
-        tracing::info!(table = %table.name, "table already scanned and uploaded; skipping (use --rescan to scan it again)");
-        return Ok(TableOutcome {
-            already_done: true,
-            rows_read_this_run: 0,
-            ..done
-        });
-    }
     let segments = source.segments(&table.name).await?;
     let fingerprint = Fingerprint {
         source: source.describe(),
@@ -329,11 +343,43 @@ async fn scan_table(
         segments: segments.iter().map(|s| s.name.clone()).collect(),
         tenants: cfg.tenants.fingerprint(),
         schema: schema.to_yaml(),
+        destination: plans.describe(""),
     };
+    // The destination is the truth: a table counts as scanned only when the plans
+    // location holds the done record of this exact scan (same source, tables,
+    // filters, schema and destination). A lost or moved work dir costs nothing; a
+    // new or emptied destination, or a wider filter, is scanned again.
+    let done_key = fingerprint.done_key();
+    if cfg.rescan {
+        plans.delete(&done_key).await?;
+    } else {
+        match plans.get(&done_key).await {
+            Ok(bytes) => {
+                if let Ok(done) = serde_json::from_slice::<TableOutcome>(&bytes) {
+                    tracing::info!(table = %table.name, record = %plans.describe(&done_key), "table already scanned into this destination with these filters; skipping (use --rescan to scan it again)");
+                    return Ok(TableOutcome {
+                        already_done: true,
+                        rows_read_this_run: 0,
+                        ..done
+                    });
+                }
+                tracing::warn!(record = %plans.describe(&done_key), "unreadable scan record; scanning the table again");
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if cfg.rescan && dir.root.exists() {
+        std::fs::remove_dir_all(&dir.root).map_err(|e| ScanError::io(&dir.root, e))?;
+    }
     let old: Option<Fingerprint> =
         read_json(&dir.fingerprint()).map_err(|e| ScanError::io(&dir.fingerprint(), e))?;
     if old.as_ref().is_some_and(|o| *o != fingerprint) {
-        tracing::warn!(table = %table.name, "work dir holds state of a different scan of this table (source, segments, tenants or schema changed); starting the table over");
+        tracing::warn!(table = %table.name, "work dir holds state of a different scan of this table (source, segments, tenants, schema or destination changed); starting the table over");
+        std::fs::remove_dir_all(&dir.root).map_err(|e| ScanError::io(&dir.root, e))?;
+    } else if dir.done().exists() {
+        // Finished earlier, but the destination lacks its record (emptied, or the
+        // record was never written): read the table again.
         std::fs::remove_dir_all(&dir.root).map_err(|e| ScanError::io(&dir.root, e))?;
     }
     std::fs::create_dir_all(&dir.root).map_err(|e| ScanError::io(&dir.root, e))?;
@@ -442,7 +488,11 @@ async fn scan_table(
     outcome.conflicts = by_key.into_values().collect();
     tracing::info!(table = %table.name, plans = outcome.plans, uploaded = outcome.uploaded, unchanged = outcome.unchanged, conflicts = outcome.conflicts.len(), "plans uploaded");
     if outcome.conflicts.is_empty() {
-        // Done: later runs skip the table; the runs are no longer needed.
+        // Done: the record in the destination makes later runs skip the table; the
+        // runs are no longer needed.
+        let record = serde_json::to_vec_pretty(&outcome)
+            .map_err(|e| ScanError::Internal(format!("scan record: {e}")))?;
+        plans.put(&done_key, record).await?;
         write_atomic(&dir.done(), &outcome).map_err(|e| ScanError::io(&dir.done(), e))?;
         for s in &segments {
             let p = dir.segment(s.index);
@@ -740,14 +790,9 @@ fn bad_entry(c: &mut SegmentCounts, hash: &str, reason: &str) {
     }
 }
 
-/// Tenant IDs become path components of plans and blocks.
+/// Tenant IDs become path components of plans and blocks: Cortex's rules.
 fn valid_tenant(user: &str) -> bool {
-    !user.is_empty()
-        && user != "."
-        && user != ".."
-        && !user.contains('/')
-        && !user.contains('\\')
-        && !user.chars().any(char::is_control)
+    cortex_index::tenant::tenant_id_problem(user).is_none()
 }
 
 /// Cortex's entry type names (metric label `type`), indexed by [`entry_type`].

@@ -71,6 +71,16 @@ pub enum SelectError {
     /// Bad regex.
     #[error("--ignore-tenants-regex {0:?}: {1}")]
     BadRegex(String, String),
+    /// No table of the source belongs to a convertible period of the schema.
+    #[error(
+        "no index table in the source matches the schema: {periods}; the source has {tables} (check the schema's index prefix and period, or --index)"
+    )]
+    NoTables {
+        /// The convertible periods and the table names they expect.
+        periods: String,
+        /// Some of the source's tables.
+        tables: String,
+    },
 }
 
 /// Index store types the DynamoDB sources can read.
@@ -87,6 +97,8 @@ pub fn select_tables(
 ) -> Result<(Vec<SelectedTable>, Vec<SkippedPeriod>), SelectError> {
     let mut skipped = Vec::new();
     let mut found: BTreeMap<String, SelectedTable> = BTreeMap::new();
+    // What each convertible period looks for, for the error when nothing matches.
+    let mut expected: Vec<String> = Vec::new();
     for (i, p) in schema.configs.iter().enumerate() {
         if !p.is_convertible() {
             skipped.push(SkippedPeriod {
@@ -112,6 +124,18 @@ pub fn select_tables(
             .map(|n| n.from_day())
             .unwrap_or(today + 1);
         let period_days = p.index.period_ms() / DAY_MS;
+        let before = found.len();
+        expected.push(if period_days == 0 {
+            format!(
+                "from {}: a table named exactly {:?} (period 0)",
+                p.from, p.index.prefix
+            )
+        } else {
+            format!(
+                "from {}: tables {:?}<n> (period {}d)",
+                p.from, p.index.prefix, period_days
+            )
+        });
         for (name, items) in source_tables {
             let Some(suffix) = name.strip_prefix(p.index.prefix.as_str()) else {
                 continue;
@@ -141,6 +165,33 @@ pub fn select_tables(
                 approx_items: *items,
             });
         }
+        if found.len() == before {
+            skipped.push(SkippedPeriod {
+                from: p.from.clone(),
+                reason: format!(
+                    "no table of the source matches its index prefix {:?} with period {}d",
+                    p.index.prefix, period_days
+                ),
+            });
+        }
+    }
+    if found.is_empty() && !expected.is_empty() {
+        let mut tables: Vec<&str> = source_tables
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .take(10)
+            .collect();
+        if source_tables.len() > tables.len() {
+            tables.push("…");
+        }
+        return Err(SelectError::NoTables {
+            periods: expected.join("; "),
+            tables: if tables.is_empty() {
+                "no tables".into()
+            } else {
+                tables.join(", ")
+            },
+        });
     }
     for t in &filter.tables {
         if !found.contains_key(t) {

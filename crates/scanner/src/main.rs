@@ -44,15 +44,11 @@ struct Args {
     )]
     plans: String,
 
-    /// Local state: checkpoints, sorted runs, plans before upload. Keep it across
-    /// restarts: the scan resumes from it.
-    #[arg(
-        long,
-        env = "BLOCKSCONVERT_WORK_DIR",
-        alias = "scanner.output-dir",
-        default_value = "blocksconvert-scanner-work"
-    )]
-    work_dir: PathBuf,
+    /// Local cache: checkpoints, sorted runs, plans before upload (default: below the
+    /// per-user state directory). A kept work dir resumes a scan mid-table; which
+    /// tables are done is recorded in the plans location itself.
+    #[arg(long, env = "BLOCKSCONVERT_WORK_DIR", alias = "scanner.output-dir")]
+    work_dir: Option<PathBuf>,
 
     #[command(flatten)]
     tenants: TenantFlags,
@@ -194,12 +190,16 @@ fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
 async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
     let schema = SchemaConfig::load(&a.schema).context("--schema")?;
     let plans = StoreLocation::open(&a.plans, &a.storage, true).context("--plans")?;
+    let work_dir = match &a.work_dir {
+        Some(d) => d.clone(),
+        None => daemon::state_dir()?.join("scanner"),
+    };
     let source = a
         .index
-        .open(&a.storage, &a.work_dir.join("downloads"))
+        .open(&a.storage, &work_dir.join("downloads"))
         .await?;
     let cfg = ScanConfig {
-        work_dir: a.work_dir.clone(),
+        work_dir: work_dir.clone(),
         memory_budget: a.memory_budget,
         concurrency: a.concurrency.max(1),
         checkpoint_interval: a.checkpoint_interval,
@@ -242,7 +242,7 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
         Err(ScanError::Cancelled) => {
             eprintln!(
                 "stopped; rerun the same command to resume from the checkpoints in {}",
-                a.work_dir.display()
+                work_dir.display()
             );
             return Ok(std::process::ExitCode::from(130));
         }
@@ -250,7 +250,10 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
     };
     for t in &outcome.tables {
         if t.already_done {
-            println!("table {}: already done (work dir), skipped", t.table);
+            println!(
+                "table {}: already done (recorded in the plans location), skipped",
+                t.table
+            );
             continue;
         }
         println!(

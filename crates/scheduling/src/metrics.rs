@@ -27,6 +27,9 @@ pub const LEASES_RELEASED: &str = "cortex_blocksconvert_scheduler_leases_release
 pub const PLANS_COMPLETED: &str = "cortex_blocksconvert_scheduler_plans_completed_total";
 /// Completions refused because their block is missing or does not match the plan.
 pub const COMPLETIONS_REFUSED: &str = "cortex_blocksconvert_scheduler_completions_refused_total";
+/// Finished markers dropped because their block is not in the blocks bucket.
+pub const FINISHED_WITHOUT_BLOCK: &str =
+    "cortex_blocksconvert_scheduler_finished_without_block_total";
 /// Calls refused for a missing or wrong credential (label `api`: grpc, http).
 pub const AUTH_FAILURES: &str = "cortex_blocksconvert_scheduler_auth_failures_total";
 /// Failed attempts that will be retried.
@@ -79,6 +82,10 @@ pub fn describe() {
         "Completions refused because their block is missing or does not match the plan."
     );
     describe_counter!(
+        FINISHED_WITHOUT_BLOCK,
+        "Finished markers dropped because their block is not in the blocks bucket (the plan is built again)."
+    );
+    describe_counter!(
         AUTH_FAILURES,
         "Calls refused for a missing or wrong bearer token."
     );
@@ -108,6 +115,7 @@ pub fn describe() {
         LEASES_RELEASED,
         PLANS_COMPLETED,
         COMPLETIONS_REFUSED,
+        FINISHED_WITHOUT_BLOCK,
         RETRIES,
         QUARANTINES,
         ATTEMPT_CONFLICTS,

@@ -818,6 +818,21 @@ impl Registry {
         out
     }
 
+    /// Every open lease, marked closing (the process that held them is gone: see
+    /// [`crate::scheduler::Scheduler::reclaim_leases`]); base and markers of each.
+    pub fn take_all_leases(&mut self) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for rec in self.plans.values_mut() {
+            if let Status::Leased(lease) = &mut rec.status
+                && !lease.closing
+            {
+                lease.closing = true;
+                out.push((rec.base.clone(), lease.markers.clone()));
+            }
+        }
+        out
+    }
+
     /// An operator retries the plan: failures so far stop counting and it is queued.
     pub fn retried(&mut self, base: &str) {
         if let Some(rec) = self.plans.get_mut(base) {

@@ -189,6 +189,16 @@ pub fn plan_base(plan: &str) -> &str {
     plan
 }
 
+/// Why a plan's key cannot name a tenant-day (Cortex's tenant rules, a sane UTC day).
+fn key_problem(rec: &PlanRecord) -> Option<String> {
+    let why = match rec.day {
+        None => Some("the key does not end in a day index".to_owned()),
+        Some(day) => cortex_index::tenant::tenant_id_problem(&rec.tenant)
+            .or_else(|| cortex_index::tenant::day_index_problem(i64::from(day))),
+    };
+    why.map(|w| format!("plan {} is not a tenant-day: {w}", rec.base))
+}
+
 #[derive(Default)]
 struct BaseFiles {
     plans: Vec<String>,
@@ -342,6 +352,7 @@ impl Scheduler {
                 Marker::Other => {}
             }
         }
+        self.drop_finished_without_block(&mut bases).await;
         let mut records = Vec::with_capacity(bases.len());
         for (base, files) in bases {
             records.push(self.derive(base, files, store_now, now).await);
@@ -353,6 +364,67 @@ impl Scheduler {
         ::metrics::counter!(m::SCANS).increment(1);
         ::metrics::gauge!(m::SCAN_SECONDS).set(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// The blocks bucket is the truth: a `.finished.<ULID>` marker whose block is not
+    /// at `<tenant>/<ULID>/meta.json` (a new or emptied output, a block deleted by
+    /// hand) no longer counts, so the plan is built again. Checked once per marker per
+    /// process (a plan the registry already holds as finished with that ULID was
+    /// checked when it finished). A finished plan that also has an `.error` marker (a
+    /// crash between the two writes) is finished: the error marker goes.
+    async fn drop_finished_without_block(&self, bases: &mut HashMap<String, BaseFiles>) {
+        use futures::StreamExt;
+        let to_check: Vec<(String, String)> = bases
+            .iter()
+            .filter(|(_, f)| f.finished.len() == 1)
+            .map(|(b, f)| (b.clone(), f.finished[0].clone()))
+            .filter(|(b, id)| {
+                block_check::parse_ulid(id).is_ok() && !self.reg(|r| r.finished_with(b, id))
+            })
+            .collect();
+        let checks: Vec<(String, String, Result<bool, storage::StorageError>)> =
+            futures::stream::iter(to_check)
+                .map(|(base, id)| async move {
+                    let tenant = base.rsplit_once('/').map_or("", |(t, _)| t);
+                    let r = match self.blocks.head(&format!("{tenant}/{id}/meta.json")).await {
+                        Ok(_) => Ok(true),
+                        Err(e) if e.is_not_found() => Ok(false),
+                        Err(e) => Err(e),
+                    };
+                    (base, id, r)
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+        for (base, id, exists) in checks {
+            match exists {
+                Ok(true) => {}
+                Ok(false) => {
+                    let key = markers::finished(&base, &id);
+                    ::metrics::counter!(m::FINISHED_WITHOUT_BLOCK).increment(1);
+                    tracing::warn!(plan = %base, block = %id, blocks = %self.blocks, "finished marker without its block in the blocks bucket; the plan will be built again");
+                    if let Err(e) = self.plans.delete(&key).await {
+                        tracing::warn!(marker = %key, error = %e, "cannot delete a stale finished marker");
+                    }
+                    if let Some(f) = bases.get_mut(&base) {
+                        f.finished.clear();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(plan = %base, block = %id, error = %e, "cannot check a finished plan's block; keeping it finished");
+                }
+            }
+        }
+        for (base, f) in bases.iter_mut() {
+            if f.finished.len() == 1
+                && let Some(key) = f.error.take()
+            {
+                tracing::warn!(plan = %base, marker = %key, "plan has both finished and error markers; its block checked out, removing the error marker");
+                if let Err(e) = self.plans.delete(&key).await {
+                    tracing::warn!(marker = %key, error = %e, "cannot delete a stale error marker");
+                }
+            }
+        }
     }
 
     /// Turns one base's files into a record (Cortex's status rules, §4, then ours).
@@ -393,7 +465,11 @@ impl Scheduler {
             rec.failures.push(record);
         }
         let to_local = |lm: i64| now - (store_now - lm).max(0);
-        rec.status = if f.plans.len() != 1
+        let key_problem = key_problem(&rec);
+        rec.status = if let Some(reason) = key_problem {
+            // Never handed out: no lease, no markers, no block.
+            Status::Invalid { reason }
+        } else if f.plans.len() != 1
             || f.finished.len() > 1
             || (f.finished.len() == 1 && f.error.is_some())
         {
@@ -870,6 +946,38 @@ impl Scheduler {
             }
         }
         self.wake.notify_waiters();
+    }
+
+    /// Gives back every open lease without counting a failure: for a scheduler whose
+    /// only builders ran in a process that is known to be gone (`convert` restarted
+    /// after a crash or a kill), so the death of the whole process never counts
+    /// against its plans. Returns the plans reclaimed.
+    pub async fn reclaim_leases(&self, reason: &str) -> Vec<String> {
+        let leases = self.reg(Registry::take_all_leases);
+        let mut bases = Vec::with_capacity(leases.len());
+        for (base, markers) in leases {
+            self.delete_markers(&markers).await;
+            self.reg(|r| r.released(&base));
+            ::metrics::counter!(m::LEASES_RELEASED).increment(1);
+            tracing::info!(plan = %base, reason, "lease reclaimed");
+            bases.push(base);
+        }
+        self.wake.notify_waiters();
+        bases
+    }
+
+    /// Retries every quarantined plan (see [`Scheduler::retry`]); the plans queued.
+    pub async fn retry_all_failed(&self) -> Result<Vec<String>, SchedulerError> {
+        let failed: Vec<String> = self.reg(|r| {
+            r.plans()
+                .filter(|p| matches!(p.status, Status::Error { .. }))
+                .map(|p| p.base.clone())
+                .collect()
+        });
+        for base in &failed {
+            self.retry(base).await?;
+        }
+        Ok(failed)
     }
 
     /// Admin: retry a quarantined or waiting plan now (its failures stop counting).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::{Path, PathPart};
 use object_store::{
@@ -48,6 +48,19 @@ impl StorageError {
             self,
             Self::Backend {
                 source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
+
+    /// True when the store refused the caller (missing, wrong or insufficient
+    /// credentials): retrying cannot help, only the operator can.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(
+            self,
+            Self::Backend {
+                source: object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. },
                 ..
             }
         )
@@ -457,6 +470,66 @@ impl StoreLocation {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.backend(rel)(e)),
         }
+    }
+
+    /// Proves the location is writable with the credentials at hand: writes, reads
+    /// back and deletes a small probe object (`.blocksconvert-probe-<random>`), within
+    /// `deadline`. Run before long work so a wrong URL or missing credentials fail
+    /// in seconds with the cause, not after hours of retries.
+    pub async fn probe_writable(&self, deadline: Duration) -> Result<(), StorageError> {
+        let key = format!(".blocksconvert-probe-{:016x}", rand::random::<u64>());
+        let work = async {
+            self.put(&key, b"probe".to_vec()).await?;
+            self.get(&key).await?;
+            self.delete(&key).await
+        };
+        tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out(&key, deadline)))
+    }
+
+    /// Proves the location is readable: lists one page of it within `deadline`.
+    pub async fn probe_readable(&self, deadline: Duration) -> Result<(), StorageError> {
+        let prefix = self.path("");
+        let work = async {
+            let mut listing = self.store.list(Some(&prefix));
+            match listing.next().await {
+                None | Some(Ok(_)) => Ok(()),
+                Some(Err(e)) => Err(self.backend("")(e)),
+            }
+        };
+        tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out("", deadline)))
+    }
+
+    fn timed_out(&self, rel: &str, deadline: Duration) -> StorageError {
+        StorageError::Backend {
+            location: self.describe(rel),
+            source: object_store::Error::Generic {
+                store: "probe",
+                source: format!(
+                    "no answer within {deadline:?} (unreachable endpoint, or credentials being looked up from an instance metadata service that does not answer: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS or AZURE_STORAGE_ACCOUNT_KEY as the URL needs)"
+                )
+                .into(),
+            },
+        }
+    }
+
+    /// The immediate "sub-directories" of `rel` (common prefixes of a delimited
+    /// listing), as names relative to `rel`.
+    pub async fn list_dirs(&self, rel: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = self.path(rel);
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(self.backend(rel))?;
+        Ok(listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect())
     }
 
     /// Every object under `rel` (recursive), keys relative to this location.

@@ -10,7 +10,8 @@
 //!
 //! A tenant-day is OK when every series the chunks hold is in the blocks with exactly
 //! the same samples (timestamps and value bits), the blocks hold no other series, and
-//! every block covering the day could be read completely.
+//! every block covering the day could be read completely, and exactly one block covers
+//! it (two blocks with the same samples, e.g. from a second conversion, are an error).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -378,6 +379,16 @@ pub async fn verify_plan(
         &mut report,
     )
     .await;
+    if report.blocks.len() > 1 {
+        // Identical samples in two blocks would still compare equal: a second
+        // conversion of the day (or any overlapping block) is an error of its own.
+        report.errors.push(format!(
+            "{} blocks of tenant {tenant} overlap day {}: {}; a converted tenant-day must have exactly one block",
+            report.blocks.len(),
+            cortex_index::schema::format_day(day),
+            report.blocks.join(", ")
+        ));
+    }
     if report.blocks.is_empty() && report.errors.is_empty() {
         report.errors.push(format!(
             "no block of tenant {tenant} covers day {} in {}",

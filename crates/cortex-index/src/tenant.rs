@@ -1,0 +1,88 @@
+//! Tenant IDs and UTC days as they name plans and blocks.
+//!
+//! A tenant ID becomes a path component of plan keys (`<tenant>/<day>.plan`) and of
+//! blocks (`<tenant>/<ULID>/`), so it is held to Cortex's own rules
+//! (`tenant.ValidTenantID`): at most 150 characters from `[a-zA-Z0-9!-_.*'()]`, and
+//! not `.` or `..`. A day index must name a day a chunk can have been written on and
+//! whose millisecond range fits an `i64`.
+
+use crate::DAY_MS;
+
+/// Longest tenant ID Cortex accepts.
+pub const MAX_TENANT_ID_LENGTH: usize = 150;
+
+/// Latest day index accepted: 9999-12-31.
+pub const MAX_DAY_INDEX: i64 = 2_932_896;
+
+/// Why a tenant ID is refused.
+pub fn tenant_id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("the tenant ID is empty".into());
+    }
+    if id.len() > MAX_TENANT_ID_LENGTH {
+        return Some(format!(
+            "the tenant ID is {} bytes long (Cortex allows {MAX_TENANT_ID_LENGTH})",
+            id.len()
+        ));
+    }
+    if id == "." || id == ".." {
+        return Some(format!("{id:?} is not a valid tenant ID"));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c)))
+    {
+        return Some(format!(
+            "the tenant ID {:?} contains {c:?} (Cortex allows letters, digits and !-_.*'())",
+            id.chars().take(64).collect::<String>()
+        ));
+    }
+    None
+}
+
+/// Why a day index is refused.
+pub fn day_index_problem(day: i64) -> Option<String> {
+    (!(1..=MAX_DAY_INDEX).contains(&day))
+        .then(|| format!("day index {day} is not a UTC day between 1970-01-02 and 9999-12-31"))
+}
+
+/// `[start, end)` in ms of a valid day index.
+pub fn day_range_ms(day: i64) -> Option<(i64, i64)> {
+    day_index_problem(day)
+        .is_none()
+        .then(|| (day * DAY_MS, (day + 1) * DAY_MS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cortex_tenant_rules() {
+        for ok in ["acme", "42", "team-a_b.c", "x!*'()", &"a".repeat(150)] {
+            assert_eq!(tenant_id_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            "a b",
+            "é",
+            "a\n",
+            &"a".repeat(151),
+        ] {
+            assert!(tenant_id_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn day_bounds() {
+        assert!(day_index_problem(18584).is_none());
+        assert!(day_index_problem(0).is_some());
+        assert!(day_index_problem(-1).is_some());
+        assert!(day_index_problem(1_000_000_000_000_000).is_some());
+        assert_eq!(day_range_ms(1), Some((DAY_MS, 2 * DAY_MS)));
+    }
+}
