@@ -169,7 +169,9 @@ fn is_transient(a: &Attempt) -> bool {
                 | object_store::Error::Unauthenticated { .. }
                 | object_store::Error::NotImplemented { .. }
         ),
-        Attempt::Store(StorageError::BadLocation { .. }) => false,
+        Attempt::Store(StorageError::BadLocation { .. } | StorageError::NoCredentials { .. }) => {
+            false
+        }
     }
 }
 

@@ -56,6 +56,7 @@ pub(crate) async fn remove_earlier_blocks(
         for (key, _) in blocks.list(&format!("{user}/{ulid}")).await? {
             blocks.delete(&key).await?;
         }
+        blocks.prune_empty_dirs(&format!("{user}/{ulid}"));
         markers.delete(&format!("{base}.block.{ulid}")).await?;
     }
     Ok(earlier)
@@ -75,6 +76,7 @@ pub(crate) async fn discard_block(
     for (key, _) in blocks.list(&format!("{user}/{ulid}")).await? {
         blocks.delete(&key).await?;
     }
+    blocks.prune_empty_dirs(&format!("{user}/{ulid}"));
     markers.delete(&format!("{base}.block.{ulid}")).await
 }
 
@@ -120,9 +122,14 @@ async fn upload_with_retry(
     key: &str,
     local: &Path,
 ) -> Result<u64, StorageError> {
+    // A local directory's errors (full disk, permissions) are not transient: the
+    // attempt fails at once and the scheduler's retry policy decides.
+    let local_output = blocks.local_root().is_some();
     (|| blocks.upload_file(key, local))
         .retry(retry_policy())
-        .when(|e| !matches!(e, StorageError::BadLocation { .. }))
+        .when(|e| {
+            !local_output && !matches!(e, StorageError::BadLocation { .. }) && !e.is_access_denied()
+        })
         .notify(|e, after| tracing::warn!(key, error = %e, retry_in = ?after, "upload failed, retrying"))
         .await
 }

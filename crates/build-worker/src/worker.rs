@@ -69,7 +69,7 @@ pub mod metric {
             "Uploaded blocks deleted because their lease was lost."
         );
         // Every series exists from the start (an idle builder shows 0, not nothing).
-        for outcome in ["done", "failed", "lost", "released"] {
+        for outcome in ["done", "kept", "failed", "lost", "released"] {
             ::metrics::counter!(PLANS, "outcome" => outcome).increment(0);
         }
         for rpc in ["lease", "heartbeat", "complete", "fail", "release"] {
@@ -114,8 +114,10 @@ pub enum WorkerError {
 /// Counts of a run.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WorkerSummary {
-    /// Plans finished.
+    /// Plans finished with a block built by this run.
     pub done: u64,
+    /// Plans finished with a block of their tenant-day already in the bucket.
+    pub kept: u64,
     /// Attempts reported failed.
     pub failed: u64,
     /// Leases lost (expired or taken away).
@@ -127,6 +129,7 @@ pub struct WorkerSummary {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
     Done,
+    Kept,
     Failed,
     Lost,
     Released,
@@ -136,6 +139,7 @@ impl WorkerSummary {
     fn record(&mut self, o: Outcome) {
         let (n, label) = match o {
             Outcome::Done => (&mut self.done, "done"),
+            Outcome::Kept => (&mut self.kept, "kept"),
             Outcome::Failed => (&mut self.failed, "failed"),
             Outcome::Lost => (&mut self.lost, "lost"),
             Outcome::Released => (&mut self.released, "released"),
@@ -504,8 +508,12 @@ async fn complete(
     .await;
     match answer {
         Some(Ok(_)) => {
-            tracing::info!(plan = %lease.plan, attempt = lease.attempt, block = %outcome.ulid, series = r.series_written, samples = r.samples_written, took = ?took, "plan finished");
-            Outcome::Done
+            tracing::info!(plan = %lease.plan, attempt = lease.attempt, block = %outcome.ulid, series = r.series_written, samples = r.samples_written, took = ?took, kept_existing = outcome.kept_existing, "plan finished");
+            if outcome.kept_existing {
+                Outcome::Kept
+            } else {
+                Outcome::Done
+            }
         }
         // The lease is gone: another attempt owns the plan, this block must go.
         Some(Err(s)) if s.code() == tonic::Code::FailedPrecondition => {

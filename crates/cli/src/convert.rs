@@ -227,6 +227,12 @@ fn print_summary(s: &ConvertSummary, output: &str, root: &std::path::Path) {
         "  this run     {} tenant-days built, {} failed attempts, {} released",
         s.builds.done, s.builds.failed, s.builds.released
     );
+    if s.builds.kept > 0 {
+        println!(
+            "  kept         {} tenant-days already had their block in {output} (no second block written)",
+            s.builds.kept
+        );
+    }
     if s.resumed > 0 || !s.retried.is_empty() {
         println!(
             "  resumed      {} tenant-days an earlier run was building, {} it had given up on",

@@ -30,6 +30,17 @@ pub enum StorageError {
         /// Why it is rejected.
         reason: String,
     },
+    /// A probe failed and no credentials for the location's cloud were configured.
+    #[error("{location}: no credentials found: {hint} (the store answered: {source})")]
+    NoCredentials {
+        /// The location.
+        location: String,
+        /// Where credentials come from for this scheme.
+        hint: &'static str,
+        /// The probe's error.
+        #[source]
+        source: Box<StorageError>,
+    },
     /// The backend failed.
     #[error("{location}: {source}")]
     Backend {
@@ -56,14 +67,15 @@ impl StorageError {
     /// True when the store refused the caller (missing, wrong or insufficient
     /// credentials): retrying cannot help, only the operator can.
     pub fn is_access_denied(&self) -> bool {
-        matches!(
-            self,
-            Self::Backend {
-                source: object_store::Error::PermissionDenied { .. }
-                    | object_store::Error::Unauthenticated { .. },
-                ..
-            }
-        )
+        matches!(self, Self::NoCredentials { .. })
+            || matches!(
+                self,
+                Self::Backend {
+                    source: object_store::Error::PermissionDenied { .. }
+                        | object_store::Error::Unauthenticated { .. },
+                    ..
+                }
+            )
     }
 
     /// True when a create-if-absent write found the object already there.
@@ -186,6 +198,15 @@ pub struct StoreLocation {
     prefix: Path,
     local_root: Option<PathBuf>,
     display: String,
+    /// Set when the URL's cloud needs credentials and none were configured: where
+    /// they come from, for the error of a failed probe.
+    credentials_hint: Option<&'static str>,
+}
+
+/// Where credentials come from when none of `vars` is set and no flag gave them.
+fn missing_credentials(vars: &[&str], flags: bool, hint: &'static str) -> Option<&'static str> {
+    let set = |v: &&str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    (!flags && !vars.iter().any(set)).then_some(hint)
 }
 
 impl std::fmt::Display for StoreLocation {
@@ -267,6 +288,39 @@ impl StoreLocation {
                 )));
             }
         };
+        let credentials_hint = match scheme {
+            "s3" | "s3a" => missing_credentials(
+                &[
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_WEB_IDENTITY_TOKEN_FILE",
+                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                ],
+                opts.s3_access_key_id.is_some(),
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or --s3.access-key-id and --s3.secret-access-key), or run with an instance or IRSA role",
+            ),
+            "gs" => missing_credentials(
+                &[
+                    "GOOGLE_APPLICATION_CREDENTIALS",
+                    "GOOGLE_SERVICE_ACCOUNT",
+                    "GOOGLE_SERVICE_ACCOUNT_PATH",
+                    "GOOGLE_SERVICE_ACCOUNT_KEY",
+                ],
+                false,
+                "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run with a workload identity",
+            ),
+            _ => missing_credentials(
+                &[
+                    "AZURE_STORAGE_ACCOUNT_KEY",
+                    "AZURE_STORAGE_ACCESS_KEY",
+                    "AZURE_STORAGE_SAS_KEY",
+                    "AZURE_CLIENT_ID",
+                    "AZURE_STORAGE_USE_EMULATOR",
+                ],
+                false,
+                "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or a SAS key, or a managed identity's AZURE_CLIENT_ID)",
+            ),
+        };
         let prefix = if matches!(scheme, "az" | "azure" | "abfs" | "abfss") {
             // The Azure URL names the container in the path; the builder consumed it.
             Path::from_iter(key_prefix.split('/').skip(1).filter(|p| !p.is_empty()))
@@ -278,6 +332,7 @@ impl StoreLocation {
             prefix,
             local_root: None,
             display: spec.trim_end_matches('/').to_owned(),
+            credentials_hint,
         })
     }
 
@@ -304,6 +359,7 @@ impl StoreLocation {
             prefix: Path::default(),
             display: root.display().to_string(),
             local_root: Some(root),
+            credentials_hint: None,
         })
     }
 
@@ -314,6 +370,7 @@ impl StoreLocation {
             prefix: Path::from_iter(prefix.split('/').filter(|p| !p.is_empty())),
             local_root: None,
             display: display.to_owned(),
+            credentials_hint: None,
         }
     }
 
@@ -486,6 +543,19 @@ impl StoreLocation {
         tokio::time::timeout(deadline, work)
             .await
             .unwrap_or_else(|_| Err(self.timed_out(&key, deadline)))
+            .map_err(|e| self.explain(e))
+    }
+
+    /// A probe's error, with where credentials come from when none were configured.
+    fn explain(&self, e: StorageError) -> StorageError {
+        match self.credentials_hint {
+            Some(hint) if !e.is_not_found() => StorageError::NoCredentials {
+                location: self.display.clone(),
+                hint,
+                source: Box::new(e),
+            },
+            _ => e,
+        }
     }
 
     /// Proves the location is readable: lists one page of it within `deadline`.
@@ -501,6 +571,7 @@ impl StoreLocation {
         tokio::time::timeout(deadline, work)
             .await
             .unwrap_or_else(|_| Err(self.timed_out("", deadline)))
+            .map_err(|e| self.explain(e))
     }
 
     fn timed_out(&self, rel: &str, deadline: Duration) -> StorageError {
@@ -513,6 +584,42 @@ impl StoreLocation {
                 )
                 .into(),
             },
+        }
+    }
+
+    /// On a local directory, removes the empty directories at and below `rel` (and
+    /// `rel`'s parents while they are empty): a failed write (a full disk) leaves
+    /// directories that no object listing shows and no delete removes. Object stores
+    /// have no directories; there this does nothing.
+    pub fn prune_empty_dirs(&self, rel: &str) {
+        fn prune(dir: &FsPath) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        prune(&e.path());
+                    }
+                }
+            }
+            // Fails harmlessly when not empty.
+            let _ = std::fs::remove_dir(dir);
+        }
+        let Some(root) = &self.local_root else { return };
+        let rel = rel.trim_matches('/');
+        if rel.is_empty()
+            || rel
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return;
+        }
+        let target = root.join(rel);
+        prune(&target);
+        let mut parent = target.parent();
+        while let Some(p) = parent {
+            if p == root.as_path() || std::fs::remove_dir(p).is_err() {
+                break;
+            }
+            parent = p.parent();
         }
     }
 
