@@ -230,3 +230,50 @@ impl PlanReport {
             .max(listed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millions_of_bad_chunks_are_counted_but_listed_boundedly() {
+        let mut r = PlanReport::new("p", "acme", 18584);
+        for i in 0..(LISTED_PER_KIND * 3) {
+            r.add_bad_chunk(BadChunk {
+                series_id: format!("s{i}"),
+                chunk_id: format!("c{i}"),
+                kind: if i % 2 == 0 {
+                    BadChunkKind::Missing
+                } else {
+                    BadChunkKind::Corrupt
+                },
+                reason: "x".into(),
+            });
+            r.add_quarantined(QuarantinedSeries {
+                series_id: format!("s{i}"),
+                reason: "x".into(),
+                chunk_ids: vec!["c".into(); LISTED_PER_KIND + 5],
+            });
+        }
+        assert_eq!(r.bad_chunk_total(), 3 * LISTED_PER_KIND as u64);
+        assert_eq!(
+            r.count(BadChunkKind::Missing),
+            3 * LISTED_PER_KIND as u64 / 2
+        );
+        assert_eq!(r.bad_chunks.len(), 2 * LISTED_PER_KIND);
+        assert_eq!(r.quarantined_total(), 3 * LISTED_PER_KIND as u64);
+        assert_eq!(r.quarantined_series.len(), LISTED_PER_KIND);
+        assert!(
+            r.quarantined_series
+                .iter()
+                .all(|q| q.chunk_ids.len() == LISTED_PER_KIND)
+        );
+        // The counts survive a round trip through the report object.
+        let back: PlanReport = serde_json::from_slice(&r.to_json()).expect("json");
+        assert_eq!(back.bad_chunk_total(), r.bad_chunk_total());
+        assert_eq!(
+            back.count(BadChunkKind::Corrupt),
+            r.count(BadChunkKind::Corrupt)
+        );
+    }
+}

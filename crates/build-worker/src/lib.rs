@@ -1,7 +1,9 @@
 //! The builder service as a library: shared build flags and the lease loop that
-//! `blocksconvert-builder` runs (see [`worker`]).
+//! `blocksconvert-builder` runs (see [`worker`]), and the [`preflight`] checks run
+//! before it.
 
 pub mod flags;
+pub mod preflight;
 pub mod worker;
 
 pub use flags::{BuildFlags, ChunkStoreFlags, FlagsError};

@@ -95,11 +95,13 @@ async fn run(a: Args) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(worker = %cfg.name, scheduler = %a.scheduler, concurrency = cfg.concurrency, "builder starting");
+    let (stores, blocks) = (a.build.chunk_stores()?, a.build.blocks()?);
+    build_worker::preflight::builder(&stores, &blocks).await?;
     let summary = build_worker::run(
         cfg,
         client,
-        a.build.chunk_stores()?,
-        a.build.blocks()?,
+        stores,
+        blocks,
         a.build.build_config()?,
         stop_rx,
     )

@@ -7,6 +7,7 @@ mod generate;
 mod human;
 mod inspect;
 mod load_index;
+mod plans;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,9 @@ enum Command {
     Build(Box<build::BuildArgs>),
     /// Load DynamoDB exports into a DynamoDB(-compatible) endpoint (dry runs, benchmarks).
     LoadIndex(load_index::LoadIndexArgs),
+    /// Retry quarantined tenant-days or rebuild finished ones (no marker editing).
+    #[command(subcommand)]
+    Plans(plans::PlansCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Command::Verify(args) => verify::run(*args),
         Command::Build(args) => ok(build::run(*args)),
         Command::LoadIndex(args) => ok(load_index::run(args)),
+        Command::Plans(cmd) => ok(plans::run(cmd)),
     };
     match result {
         Ok(code) => code,

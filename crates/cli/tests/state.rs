@@ -399,3 +399,94 @@ fn missing_credentials_fail_in_seconds_before_any_work() {
     // Nothing scanned, nothing planned, nothing quarantined.
     assert!(walk(&work.join("plans")).is_empty(), "{:?}", walk(&work));
 }
+
+#[test]
+fn one_tenant_day_is_rebuilt_or_retried_without_touching_markers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = convert_corpus(tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let (blocks, plans) = (tmp.path().join("blocks"), tmp.path().join("work/plans"));
+    let before = blocks_by_day(&blocks);
+    let plans_cmd = |args: &[&str]| {
+        let out = blocksconvert()
+            .arg("plans")
+            .args(args)
+            .arg("--plans")
+            .arg(&plans)
+            .output()
+            .expect("plans");
+        (out.status.success(), text(&out))
+    };
+
+    // Rebuild acme's 2020-11-19: its block goes, the next convert builds it again.
+    let mut rebuild = vec!["rebuild", "--plan", "acme/2020-11-19", "--output"];
+    let output = blocks.display().to_string();
+    rebuild.push(&output);
+    let (ok, said) = plans_cmd(&rebuild);
+    assert!(
+        ok && said.contains("plan acme/18585 queued again; removed block"),
+        "{said}"
+    );
+    let old = &before[&("acme".to_owned(), 18585)][0];
+    assert!(!old.exists(), "{said}");
+    let again = convert_corpus(tmp.path());
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(built_this_run(&stdout), 1, "{stdout}");
+    assert_one_block_per_day(&blocks);
+
+    // A quarantined day (as a failed run leaves it) is retried by name or in bulk.
+    std::fs::write(plans.join("42/18586.error"), "failed for good").expect("error");
+    std::fs::remove_file(
+        markers(&plans, "42/18586.finished.")
+            .first()
+            .expect("finished marker"),
+    )
+    .expect("rm");
+    let (ok, said) = plans_cmd(&["retry", "--all-failed"]);
+    assert!(ok && said.contains("plan 42/18586 queued again"), "{said}");
+    assert!(markers(&plans, ".error").is_empty());
+    let (ok, said) = plans_cmd(&["retry", "--plan", "42/2020-11-20"]);
+    assert!(!ok && said.contains("not quarantined"), "{said}");
+    let (ok, said) = plans_cmd(&["retry", "--plan", "a/b/2020-11-20"]);
+    assert!(!ok && said.contains("contains '/'"), "{said}");
+}
+
+#[test]
+fn a_schema_that_matches_no_table_is_an_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema = std::fs::read_to_string(corpus_dir().join("schema.yaml")).expect("schema");
+    for (name, broken) in [
+        ("zero-period", schema.replace("period: 168h", "period: 0s")),
+        (
+            "wrong-prefix",
+            schema.replace("prefix: cortex_index_", "prefix: index_"),
+        ),
+    ] {
+        let path = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, broken).expect("schema");
+        let out = blocksconvert()
+            .arg("convert")
+            .arg("--schema")
+            .arg(&path)
+            .arg("--index")
+            .arg(corpus_dir().join("dynamodb-export"))
+            .arg("--chunks")
+            .arg(corpus_dir().join("chunks"))
+            .arg("--output")
+            .arg(tmp.path().join(name).join("blocks"))
+            .arg("--work-dir")
+            .arg(tmp.path().join(name).join("work"))
+            .arg("-q")
+            .output()
+            .expect("convert");
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no index table in the source matches the schema")
+                && stderr.contains("cortex_index_2654"),
+            "{name}: {}",
+            text(&out)
+        );
+    }
+}

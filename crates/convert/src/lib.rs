@@ -217,51 +217,15 @@ pub enum ConvertError {
     #[error("in-process scheduler: {0}")]
     Serve(#[from] scheduling::serve::ServeError),
     /// A location is not usable with the credentials at hand (checked before any work).
-    #[error("preflight: {what} {location} is not {need}: {source}")]
-    Preflight {
-        /// The flag naming the location.
-        what: &'static str,
-        /// The location.
-        location: String,
-        /// "writable" or "readable".
-        need: &'static str,
-        /// The store's answer.
-        source: storage::StorageError,
-    },
+    #[error(transparent)]
+    Preflight(#[from] build_worker::preflight::PreflightError),
 }
 
-/// How long a preflight probe may take: enough for a slow endpoint, far below the
-/// minutes that retries against a wrong URL or missing credentials would take.
-const PREFLIGHT_DEADLINE: Duration = Duration::from_secs(30);
-
 /// Checks, before any scanning, that the plans and blocks locations are writable and
-/// every chunk store readable with the credentials at hand, so a wrong URL or missing
-/// credentials fail the run in seconds with the cause instead of failing (and
-/// quarantining) every tenant-day after the scan.
+/// every chunk store readable (see [`build_worker::preflight`]).
 pub async fn preflight(cfg: &ConvertConfig) -> Result<(), ConvertError> {
-    let fail = |what, location: &StoreLocation, need| {
-        let location = location.to_string();
-        move |source| ConvertError::Preflight {
-            what,
-            location,
-            need,
-            source,
-        }
-    };
-    cfg.plans
-        .probe_writable(PREFLIGHT_DEADLINE)
-        .await
-        .map_err(fail("--plans", &cfg.plans, "writable"))?;
-    cfg.blocks
-        .probe_writable(PREFLIGHT_DEADLINE)
-        .await
-        .map_err(fail("--output", &cfg.blocks, "writable"))?;
-    for store in cfg.stores.locations() {
-        store
-            .probe_readable(PREFLIGHT_DEADLINE)
-            .await
-            .map_err(fail("chunk store", store, "readable"))?;
-    }
+    build_worker::preflight::writable("--plans", &cfg.plans).await?;
+    build_worker::preflight::builder(&cfg.stores, &cfg.blocks).await?;
     Ok(())
 }
 

@@ -439,6 +439,55 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn an_over_long_line_is_refused_naming_file_and_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        write_export(dir.path(), 3);
+        let data = std::fs::read_dir(dir.path().join("idx_1/AWSDynamoDB/0001-a/data"))
+            .expect("ls")
+            .next()
+            .expect("file")
+            .expect("entry")
+            .path();
+        // A valid first line, then one far longer than any DynamoDB item.
+        let mut text = String::new();
+        BufReader::new(flate2::read::MultiGzDecoder::new(
+            &std::fs::read(&data).expect("read")[..],
+        ))
+        .read_to_string(&mut text)
+        .expect("gunzip");
+        let first = text.lines().next().expect("a line").to_owned();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, format!("{first}\n").as_bytes()).expect("gz");
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..(MAX_EXPORT_LINE >> 20) + 2 {
+            std::io::Write::write_all(&mut enc, &chunk).expect("gz");
+        }
+        std::fs::write(&data, enc.finish().expect("gz")).expect("write");
+        let loc = StoreLocation::local(dir.path(), false).expect("loc");
+        let src = ExportSource::open(loc, &dir.path().join("dl"))
+            .await
+            .expect("open");
+        let err = tokio::task::spawn_blocking(move || {
+            let segs = tokio::runtime::Handle::current()
+                .block_on(src.segments("idx_1"))
+                .expect("segments");
+            for s in &segs {
+                let mut r = src.open_segment("idx_1", s, &Cursor::Start)?;
+                while r.next_page()?.is_some() {}
+            }
+            Ok::<_, SourceError>(())
+        })
+        .await
+        .expect("join")
+        .expect_err("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("line 2 is longer than 4 MiB") && msg.contains(".json.gz"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn a_modified_data_file_is_corrupt() {
         let dir = tempfile::tempdir().expect("tmp");
         write_export(dir.path(), 10);

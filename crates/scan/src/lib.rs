@@ -690,7 +690,7 @@ impl SegmentJob {
                     bad_entry(
                         &mut page_counts,
                         &row.hash,
-                        "tenant ID is not usable as a path",
+                        "tenant ID is not valid under Cortex's rules",
                     );
                     continue;
                 }

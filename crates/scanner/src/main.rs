@@ -190,6 +190,11 @@ fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
 async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
     let schema = SchemaConfig::load(&a.schema).context("--schema")?;
     let plans = StoreLocation::open(&a.plans, &a.storage, true).context("--plans")?;
+    // Fail in seconds on a wrong URL or missing credentials, not after the scan.
+    plans
+        .probe_writable(std::time::Duration::from_secs(30))
+        .await
+        .with_context(|| format!("preflight: --plans {plans} is not writable"))?;
     let work_dir = match &a.work_dir {
         Some(d) => d.clone(),
         None => daemon::state_dir()?.join("scanner"),

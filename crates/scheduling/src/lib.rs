@@ -2,6 +2,7 @@
 //! protocol over bucket markers, the gRPC service and the HTTP status/admin server.
 //! `blocksconvert-scheduler` only wires flags, listeners and signals to it.
 
+pub mod admin;
 pub mod block_check;
 pub mod error;
 pub mod grpc;

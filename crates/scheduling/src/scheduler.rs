@@ -368,7 +368,8 @@ impl Scheduler {
 
     /// The blocks bucket is the truth: a `.finished.<ULID>` marker whose block is not
     /// at `<tenant>/<ULID>/meta.json` (a new or emptied output, a block deleted by
-    /// hand) no longer counts, so the plan is built again. Checked once per marker per
+    /// hand), or is not a block of the plan's tenant and day (see [`block_check`]), no
+    /// longer counts, so the plan is built again. Checked once per marker per
     /// process (a plan the registry already holds as finished with that ULID was
     /// checked when it finished). A finished plan that also has an `.error` marker (a
     /// crash between the two writes) is finished: the error marker goes.
@@ -382,27 +383,26 @@ impl Scheduler {
                 block_check::parse_ulid(id).is_ok() && !self.reg(|r| r.finished_with(b, id))
             })
             .collect();
-        let checks: Vec<(String, String, Result<bool, storage::StorageError>)> =
+        let checks: Vec<(String, String, Result<(), SchedulerError>)> =
             futures::stream::iter(to_check)
                 .map(|(base, id)| async move {
-                    let tenant = base.rsplit_once('/').map_or("", |(t, _)| t);
-                    let r = match self.blocks.head(&format!("{tenant}/{id}/meta.json")).await {
-                        Ok(_) => Ok(true),
-                        Err(e) if e.is_not_found() => Ok(false),
-                        Err(e) => Err(e),
+                    let rec = PlanRecord::new(&base, "");
+                    let r = match rec.day {
+                        Some(day) => block_check::check(&self.blocks, &rec.tenant, day, &id).await,
+                        None => Ok(()), // Invalid anyway (see key_problem).
                     };
                     (base, id, r)
                 })
                 .buffer_unordered(16)
                 .collect()
                 .await;
-        for (base, id, exists) in checks {
-            match exists {
-                Ok(true) => {}
-                Ok(false) => {
+        for (base, id, checked) in checks {
+            match checked {
+                Ok(()) => {}
+                Err(SchedulerError::BlockRefused(why)) => {
                     let key = markers::finished(&base, &id);
                     ::metrics::counter!(m::FINISHED_WITHOUT_BLOCK).increment(1);
-                    tracing::warn!(plan = %base, block = %id, blocks = %self.blocks, "finished marker without its block in the blocks bucket; the plan will be built again");
+                    tracing::warn!(plan = %base, block = %id, blocks = %self.blocks, %why, "finished marker without its block in the blocks bucket; the plan will be built again");
                     if let Err(e) = self.plans.delete(&key).await {
                         tracing::warn!(marker = %key, error = %e, "cannot delete a stale finished marker");
                     }
@@ -992,15 +992,9 @@ impl Scheduler {
                 "plan {base} is {status}; only error and waiting plans can be retried"
             )));
         }
-        let key = markers::retried(&base, last);
-        self.plans
-            .put(&key, unix_now().to_string().into_bytes())
+        crate::admin::mark_retried(&self.plans, &base, last)
             .await
-            .map_err(SchedulerError::storage(format!("writing {key}")))?;
-        self.plans
-            .delete(&markers::error(&base))
-            .await
-            .map_err(SchedulerError::storage(format!("deleting {base}.error")))?;
+            .map_err(SchedulerError::storage(format!("retrying {base}")))?;
         self.reg(|r| r.retried(&base));
         self.wake.notify_waiters();
         tracing::info!(plan = %base, "retried by operator");
