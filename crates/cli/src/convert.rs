@@ -74,8 +74,8 @@ fn default_work_dir_name(index: &str, output: &str) -> String {
         }
     };
     let digest = sha2::Sha256::digest(format!("{}\n{}", canonical(index), canonical(output)));
-    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("convert-{hex}")
+    let hex = format!("{digest:x}");
+    format!("convert-{}", &hex[..12])
 }
 
 /// Exit status of an interrupted run (128 + SIGINT, as shells report it).

@@ -144,10 +144,9 @@ fn convert_the_corpus_then_verify_pinpoints_damaged_blocks() {
 fn an_interrupted_conversion_resumes_to_the_same_blocks() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = tmp.path().join("store");
-    let generated = blocksconvert()
-        .args(["generate", "--out"])
-        .arg(&store)
-        .args([
+    generate(
+        &store,
+        &[
             "--tenants",
             "2",
             "--days",
@@ -162,10 +161,8 @@ fn an_interrupted_conversion_resumes_to_the_same_blocks() {
             "v10,v11",
             "--seed",
             "3",
-        ])
-        .output()
-        .expect("generate");
-    assert!(generated.status.success(), "{}", text(&generated));
+        ],
+    );
     let convert = || {
         let mut c = on_store("convert", &store);
         c.arg("--output")
@@ -245,13 +242,7 @@ fn an_interrupted_conversion_resumes_to_the_same_blocks() {
         "one block per tenant-day: {blocks:?}"
     );
     // And the blocks hold the store's samples.
-    let v = verify(&store, tmp.path(), &[]);
-    assert!(v.status.success(), "{}", text(&v));
-    assert!(
-        String::from_utf8_lossy(&v.stdout).contains("6 OK, 0 with differences"),
-        "{}",
-        text(&v)
-    );
+    assert_verified(&store, tmp.path(), 6);
 }
 
 /// `convert` frozen (SIGSTOP: a laptop suspend, a paused container) for longer than
@@ -262,10 +253,9 @@ fn an_interrupted_conversion_resumes_to_the_same_blocks() {
 fn a_conversion_paused_past_its_lease_ttl_finishes_exactly() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = tmp.path().join("store");
-    let generated = blocksconvert()
-        .args(["generate", "--out"])
-        .arg(&store)
-        .args([
+    generate(
+        &store,
+        &[
             "--tenants",
             "2",
             "--days",
@@ -276,10 +266,8 @@ fn a_conversion_paused_past_its_lease_ttl_finishes_exactly() {
             "2880",
             "--seed",
             "5",
-        ])
-        .output()
-        .expect("generate");
-    assert!(generated.status.success(), "{}", text(&generated));
+        ],
+    );
     let mut child = on_store("convert", &store)
         .arg("--output")
         .arg(tmp.path().join("blocks"))
@@ -331,11 +319,5 @@ fn a_conversion_paused_past_its_lease_ttl_finishes_exactly() {
         blocks.values().all(|b| b.len() == 1),
         "one block per tenant-day: {blocks:?}"
     );
-    let v = verify(&store, tmp.path(), &[]);
-    assert!(v.status.success(), "{}", text(&v));
-    assert!(
-        String::from_utf8_lossy(&v.stdout).contains("4 OK, 0 with differences"),
-        "{}",
-        text(&v)
-    );
+    assert_verified(&store, tmp.path(), 4);
 }

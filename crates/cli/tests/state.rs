@@ -209,10 +209,9 @@ fn wait_for(child: &mut std::process::Child, secs: u64, cond: impl Fn() -> bool)
 fn killed_at_ten_moments_then_rerun_converts_every_day_once() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = tmp.path().join("store");
-    let generated = blocksconvert()
-        .args(["generate", "--out"])
-        .arg(&store)
-        .args([
+    generate(
+        &store,
+        &[
             "--tenants",
             "2",
             "--days",
@@ -225,10 +224,8 @@ fn killed_at_ten_moments_then_rerun_converts_every_day_once() {
             "bigchunk,xor",
             "--seed",
             "11",
-        ])
-        .output()
-        .expect("generate");
-    assert!(generated.status.success(), "{}", text(&generated));
+        ],
+    );
     let (blocks, work) = (tmp.path().join("blocks"), tmp.path().join("work"));
     let plans = work.join("plans");
     let convert = || {
@@ -273,13 +270,7 @@ fn killed_at_ten_moments_then_rerun_converts_every_day_once() {
     assert!(by_day.values().all(|b| b.len() == 1), "{by_day:?}");
     assert_eq!(empty_dirs(&blocks), Vec::<PathBuf>::new());
     assert!(markers(&plans, ".error").is_empty(), "{:?}", walk(&plans));
-    let v = verify(&store, tmp.path(), &[]);
-    assert!(v.status.success(), "{}", text(&v));
-    assert!(
-        String::from_utf8_lossy(&v.stdout).contains("6 OK, 0 with differences"),
-        "{}",
-        text(&v)
-    );
+    assert_verified(&store, tmp.path(), 6);
 }
 
 /// The output on a tmpfs too small for the blocks (a full disk), in a private mount

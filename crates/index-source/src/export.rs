@@ -399,6 +399,32 @@ mod tests {
         w.finish().expect("finish");
     }
 
+    /// The export's (only) data file.
+    fn first_data_file(root: &Path) -> PathBuf {
+        std::fs::read_dir(root.join("idx_1/AWSDynamoDB/0001-a/data"))
+            .expect("ls")
+            .next()
+            .expect("file")
+            .expect("entry")
+            .path()
+    }
+
+    /// Reads every segment of `idx_1` to its end, on a blocking thread.
+    async fn read_to_end(src: ExportSource) -> Result<(), SourceError> {
+        tokio::task::spawn_blocking(move || {
+            let segs = tokio::runtime::Handle::current()
+                .block_on(src.segments("idx_1"))
+                .expect("segments");
+            for s in &segs {
+                let mut r = src.open_segment("idx_1", s, &Cursor::Start)?;
+                while r.next_page()?.is_some() {}
+            }
+            Ok(())
+        })
+        .await
+        .expect("join")
+    }
+
     async fn read_all(src: &ExportSource, cursor: Cursor) -> Vec<IndexRow> {
         let segs = src.segments("idx_1").await.expect("segments");
         let mut out = Vec::new();
@@ -442,12 +468,7 @@ mod tests {
     async fn an_over_long_line_is_refused_naming_file_and_line() {
         let dir = tempfile::tempdir().expect("tmp");
         write_export(dir.path(), 3);
-        let data = std::fs::read_dir(dir.path().join("idx_1/AWSDynamoDB/0001-a/data"))
-            .expect("ls")
-            .next()
-            .expect("file")
-            .expect("entry")
-            .path();
+        let data = first_data_file(dir.path());
         // A valid first line, then one far longer than any DynamoDB item.
         let mut text = String::new();
         BufReader::new(flate2::read::MultiGzDecoder::new(
@@ -467,19 +488,7 @@ mod tests {
         let src = ExportSource::open(loc, &dir.path().join("dl"))
             .await
             .expect("open");
-        let err = tokio::task::spawn_blocking(move || {
-            let segs = tokio::runtime::Handle::current()
-                .block_on(src.segments("idx_1"))
-                .expect("segments");
-            for s in &segs {
-                let mut r = src.open_segment("idx_1", s, &Cursor::Start)?;
-                while r.next_page()?.is_some() {}
-            }
-            Ok::<_, SourceError>(())
-        })
-        .await
-        .expect("join")
-        .expect_err("refused");
+        let err = read_to_end(src).await.expect_err("refused");
         let msg = err.to_string();
         assert!(
             msg.contains("line 2 is longer than 4 MiB") && msg.contains(".json.gz"),
@@ -491,12 +500,7 @@ mod tests {
     async fn a_modified_data_file_is_corrupt() {
         let dir = tempfile::tempdir().expect("tmp");
         write_export(dir.path(), 10);
-        let data = std::fs::read_dir(dir.path().join("idx_1/AWSDynamoDB/0001-a/data"))
-            .expect("ls")
-            .next()
-            .expect("file")
-            .expect("entry")
-            .path();
+        let data = first_data_file(dir.path());
         let mut bytes = std::fs::read(&data).expect("read");
         let gz = flate2::read::MultiGzDecoder::new(&bytes[..]);
         let mut text = String::new();
@@ -511,19 +515,7 @@ mod tests {
         let src = ExportSource::open(loc, &dir.path().join("dl"))
             .await
             .expect("open");
-        let err = tokio::task::spawn_blocking(move || {
-            let segs = tokio::runtime::Handle::current()
-                .block_on(src.segments("idx_1"))
-                .expect("segments");
-            for s in &segs {
-                let mut r = src.open_segment("idx_1", s, &Cursor::Start)?;
-                while r.next_page()?.is_some() {}
-            }
-            Ok::<_, SourceError>(())
-        })
-        .await
-        .expect("join")
-        .expect_err("corrupt");
+        let err = read_to_end(src).await.expect_err("corrupt");
         assert!(err.invalidates_segment(), "{err}");
         assert!(err.to_string().contains("MD5"), "{err}");
     }

@@ -259,7 +259,7 @@ impl Fingerprint {
         use sha2::Digest;
         let canonical = serde_json::to_vec(self).unwrap_or_default();
         let digest = sha2::Sha256::digest(&canonical);
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(&digest[..12]);
         let table: String = self
             .table
             .chars()

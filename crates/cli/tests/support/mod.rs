@@ -112,3 +112,28 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `blocksconvert generate --out <store> <args>`; panics with its output on failure.
+pub fn generate(store: &Path, args: &[&str]) {
+    let out = blocksconvert()
+        .args(["generate", "--out"])
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("generate");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `verify` of the blocks under `tmp` against `store` finds exactly `days` tenant-days,
+/// all OK.
+pub fn assert_verified(store: &Path, tmp: &Path, days: usize) {
+    let v = verify(store, tmp, &[]);
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains(&format!(
+            "verified {days} tenant-days: {days} OK, 0 with differences"
+        )),
+        "{}",
+        text(&v)
+    );
+}
