@@ -37,13 +37,10 @@ pub struct VerifyArgs {
     /// Only these days (YYYY-MM-DD; repeat or comma-separate). Default: every day.
     #[arg(long, value_delimiter = ',', value_parser = scan::select::parse_day_arg)]
     day: Vec<i64>,
-    /// Scratch space: the index's plans and downloaded blocks (wiped at start).
-    #[arg(
-        long,
-        env = "BLOCKSCONVERT_VERIFY_WORK_DIR",
-        default_value = "blocksconvert-verify"
-    )]
-    work_dir: PathBuf,
+    /// Scratch space: the index's plans and downloaded blocks (wiped at start;
+    /// default: below the per-user state directory, never the current directory).
+    #[arg(long, env = "BLOCKSCONVERT_VERIFY_WORK_DIR")]
+    work_dir: Option<PathBuf>,
     /// Series whose chunks are fetched at once.
     #[arg(long, env = "BLOCKSCONVERT_FETCH_CONCURRENCY", default_value_t = 32)]
     fetch_concurrency: usize,
@@ -73,20 +70,24 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
 async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     let schema = SchemaConfig::load(&a.schema)
         .with_context(|| format!("--schema {}", a.schema.display()))?;
-    if a.work_dir.exists() {
-        std::fs::remove_dir_all(&a.work_dir)
-            .with_context(|| format!("cleaning --work-dir {}", a.work_dir.display()))?;
+    let work_dir = match &a.work_dir {
+        Some(d) => d.clone(),
+        None => daemon::state_dir()?.join("verify"),
+    };
+    if work_dir.exists() {
+        std::fs::remove_dir_all(&work_dir)
+            .with_context(|| format!("cleaning --work-dir {}", work_dir.display()))?;
     }
-    let plans_dir = a.work_dir.join("plans");
+    let plans_dir = work_dir.join("plans");
     let plans = StoreLocation::local(&plans_dir, true).context("--work-dir")?;
     // The index is read afresh into plans: the comparison does not trust the plans the
     // conversion used (an index change since then shows up as a difference).
     let source = a
         .index
-        .open(&a.storage, &a.work_dir.join("downloads"))
+        .open(&a.storage, &work_dir.join("downloads"))
         .await?;
     let scan_cfg = ScanConfig {
-        work_dir: a.work_dir.join("scan"),
+        work_dir: work_dir.join("scan"),
         tenants: a.tenants.filter()?,
         changed_plans: ChangedPlans::Replace,
         ..ScanConfig::default()
@@ -108,7 +109,7 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     let cfg = VerifyConfig {
         stores: a.chunks.open(Some(schema), &a.storage)?,
         blocks: StoreLocation::open(&a.blocks, &a.storage, false).context("--blocks")?,
-        work_dir: a.work_dir.join("blocks"),
+        work_dir: work_dir.join("blocks"),
         fetch_concurrency: a.fetch_concurrency,
         timestamp_tolerance_ms: a.timestamp_tolerance.as_millis() as i64,
         max_listed: a.max_listed,
