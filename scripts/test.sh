@@ -45,10 +45,18 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --workspace 2>&1 | tee "$log"
+# Every suite runs even when one fails (no fail-fast), and the summary is always
+# printed; the exit status is non-zero if any step failed.
+failed_steps=()
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || failed_steps+=("cargo test")
 # deploy/: manifests, service configs, alert rules, dashboard (schema checkers).
-scripts/check-deploy.sh
+scripts/check-deploy.sh || failed_steps+=("check-deploy")
 # The README's first command, on a small store, so the front door keeps working.
-scripts/demo.sh --small
+scripts/demo.sh --small || failed_steps+=("demo")
 # One closing line over every test binary (cargo prints one per binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+if [ ${#failed_steps[@]} -gt 0 ]; then
+  echo "FAILED: ${failed_steps[*]}" >&2
+  grep -E "^test .* FAILED$|^error: test failed" "$log" >&2 || true
+  exit 1
+fi

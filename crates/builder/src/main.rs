@@ -44,11 +44,13 @@ struct Args {
     security: ClientSecurityFlags,
     #[command(flatten)]
     build: BuildFlags,
+    #[command(flatten)]
+    log: daemon::LogFlags,
 }
 
 fn main() -> std::process::ExitCode {
     let args: Args = config_file::parse_or_exit();
-    daemon::init_logging("info");
+    daemon::init_logging(&args.log, "info");
     daemon::exit_code(daemon::block_on(None, async move {
         run(args).await.map(|()| std::process::ExitCode::SUCCESS)
     }))

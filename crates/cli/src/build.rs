@@ -35,7 +35,6 @@ pub struct BuildArgs {
 }
 
 pub fn run(a: BuildArgs) -> anyhow::Result<()> {
-    daemon::init_logging("warn");
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;

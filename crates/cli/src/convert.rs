@@ -82,7 +82,6 @@ fn default_work_dir_name(index: &str, output: &str) -> String {
 const INTERRUPTED: u8 = 130;
 
 pub fn run(a: ConvertArgs) -> anyhow::Result<std::process::ExitCode> {
-    daemon::init_logging("warn");
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;

@@ -10,7 +10,7 @@ mod load_index;
 mod plans;
 mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Convert Cortex chunks storage to Prometheus TSDB blocks.
 #[derive(Parser)]
@@ -18,6 +18,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: daemon::LogFlags,
 }
 
 #[derive(Subcommand)]
@@ -42,7 +44,11 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(config_file::cortex_style_args(
+        &Cli::command(),
+        std::env::args().collect(),
+    ));
+    daemon::init_logging(&cli.log, "warn");
     let ok = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
     let result = match cli.command {
         Command::Inspect(cmd) => ok(inspect::run(cmd)),

@@ -69,7 +69,6 @@ fn plan_base(spec: &str) -> anyhow::Result<String> {
 }
 
 pub fn run(cmd: PlansCommand) -> anyhow::Result<()> {
-    daemon::init_logging("warn");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

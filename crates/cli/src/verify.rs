@@ -63,7 +63,6 @@ fn plan_day(key: &str) -> Option<i64> {
 }
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
-    daemon::init_logging("warn");
     daemon::block_on(Some(2), verify_main(&a))
 }
 

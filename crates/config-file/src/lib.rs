@@ -74,6 +74,7 @@ pub fn parse_from<T: CommandFactory + FromArgMatches>(
             .action(ArgAction::SetTrue)
             .help("Print the effective configuration (as a --config.file) and exit"),
     );
+    let args = cortex_style_args(&cmd, args);
     let expanded = expand(&cmd, args)?;
     let matches: ArgMatches = match cmd.clone().try_get_matches_from(expanded.args) {
         Ok(m) => m,
@@ -105,6 +106,38 @@ pub fn parse_from<T: CommandFactory + FromArgMatches>(
         std::process::exit(0);
     }
     Ok(T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+}
+
+/// Accepts Cortex's single-dash spelling of long flags (`-schema-config-file=x`,
+/// `-scanner.allowed-users x`): an argument with one dash whose name is a long flag or
+/// alias of `cmd` (or of any of its subcommands) gets a second dash. Short flags, flag
+/// clusters, negative numbers and everything after `--` are left alone.
+pub fn cortex_style_args(cmd: &Command, args: Vec<String>) -> Vec<String> {
+    fn longs(cmd: &Command, out: &mut std::collections::HashSet<String>) {
+        for a in cmd.get_arguments() {
+            out.extend(a.get_long().map(str::to_owned));
+            out.extend(a.get_all_aliases().into_iter().flatten().map(str::to_owned));
+        }
+        for sub in cmd.get_subcommands() {
+            longs(sub, out);
+        }
+    }
+    let mut known = std::collections::HashSet::new();
+    longs(cmd, &mut known);
+    let mut out = Vec::with_capacity(args.len());
+    let mut rest = false;
+    for (i, a) in args.into_iter().enumerate() {
+        rest |= a == "--";
+        let single = !rest && i > 0 && a.starts_with('-') && !a.starts_with("--");
+        let name = a.get(1..).unwrap_or_default();
+        let name = name.split_once('=').map_or(name, |(n, _)| n);
+        if single && name.len() > 1 && known.contains(name) {
+            out.push(format!("-{a}"));
+        } else {
+            out.push(a);
+        }
+    }
+    out
 }
 
 fn first_line(text: &str) -> String {
@@ -324,6 +357,57 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{text:?}: too large"))
+}
+
+#[cfg(test)]
+mod cortex_style_tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser, Debug)]
+    struct Flags {
+        #[arg(long = "schema", alias = "schema-config-file")]
+        _schema: Option<String>,
+        #[arg(long, short)]
+        _quiet: bool,
+        #[arg(long = "offset", allow_negative_numbers = true)]
+        _offset: Option<i64>,
+    }
+
+    #[test]
+    fn single_dash_long_flags_get_a_second_dash_and_nothing_else_does() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let got = cortex_style_args(
+            &Flags::command(),
+            args(&[
+                "bin",
+                "-schema-config-file=s.yaml",
+                "-schema",
+                "t.yaml",
+                "-q",
+                "--offset",
+                "-5",
+                "-unknown",
+                "--",
+                "-schema",
+            ]),
+        );
+        assert_eq!(
+            got,
+            args(&[
+                "bin",
+                "--schema-config-file=s.yaml",
+                "--schema",
+                "t.yaml",
+                "-q",
+                "--offset",
+                "-5",
+                "-unknown",
+                "--",
+                "-schema",
+            ])
+        );
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,76 @@
 //! What every blocksconvert binary does around its work, in one place: log to stderr
-//! (`RUST_LOG` overrides the default level), wait for SIGTERM or Ctrl-C, and turn the
+//! (`--log.level`/`--log.format`, or `RUST_LOG`), wait for SIGTERM or Ctrl-C, and turn the
 //! outcome into an exit status with the error chain printed once.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.
-pub fn init_logging(default_level: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+/// How logs are written (every binary flattens these into its flags).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LogFlags {
+    /// Log level or filter in `RUST_LOG` syntax (`info`, `debug`, `warn,scan=debug`);
+    /// overrides `RUST_LOG`. Default: `info` for services, `warn` for commands.
+    #[arg(long = "log.level", env = "BLOCKSCONVERT_LOG_LEVEL", global = true)]
+    pub level: Option<String>,
+    /// `text` (coloured only on a terminal), `json` (one object per line) or `logfmt`.
+    #[arg(
+        long = "log.format",
+        env = "BLOCKSCONVERT_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub format: LogFormat,
+}
+
+/// Log line formats.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (for Loki, Elasticsearch, Cloud Logging).
+    Json,
+    /// `key=value` pairs (for Loki's logfmt parser, Grafana Agent).
+    Logfmt,
+}
+
+/// Logs to stderr: the filter is `--log.level`, else `RUST_LOG`, else `default_level`;
+/// colours only when stderr is a terminal, so piped and file logs stay plain text.
+pub fn init_logging(flags: &LogFlags, default_level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = match &flags.level {
+        Some(level) => tracing_subscriber::EnvFilter::new(level),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    // `try_init`: a second call (tests, an embedding binary) keeps the first logger.
+    let _ = match flags.format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
 }
 
 /// Resolves on SIGTERM (Kubernetes' stop signal) or Ctrl-C.

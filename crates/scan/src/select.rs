@@ -124,7 +124,7 @@ pub fn select_tables(
             .map(|n| n.from_day())
             .unwrap_or(today + 1);
         let period_days = p.index.period_ms() / DAY_MS;
-        let before = found.len();
+        let mut matched = 0;
         expected.push(if period_days == 0 {
             format!(
                 "from {}: a table named exactly {:?} (period 0)",
@@ -158,6 +158,7 @@ pub fn select_tables(
             if start >= until || end.is_some_and(|e| e <= from) {
                 continue;
             }
+            matched += 1;
             found.entry(name.clone()).or_insert(SelectedTable {
                 name: name.clone(),
                 start_day: start,
@@ -165,7 +166,7 @@ pub fn select_tables(
                 approx_items: *items,
             });
         }
-        if found.len() == before {
+        if matched == 0 {
             skipped.push(SkippedPeriod {
                 from: p.from.clone(),
                 reason: format!(

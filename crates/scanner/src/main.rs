@@ -135,6 +135,8 @@ struct Args {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    log: daemon::LogFlags,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -152,7 +154,7 @@ enum ChangedPolicy {
 
 fn main() -> std::process::ExitCode {
     let args: Args = config_file::parse_or_exit();
-    daemon::init_logging("info");
+    daemon::init_logging(&args.log, "info");
     daemon::exit_code(run(args))
 }
 

@@ -392,6 +392,16 @@ fn filters_select_exactly_what_they_say() {
             ],
             |_, _| true,
         ),
+        // Cortex's single-dash spellings, `-flag=value` and `-flag value`.
+        (
+            vec![
+                "-scanner.allowed-users=acme".into(),
+                "-scanner.ignore-users-regex".into(),
+                "^nobody$".into(),
+                "-scanner.scan-period-start=2020-11-19".into(),
+            ],
+            |u, d| u == "acme" && d >= 18585,
+        ),
         (
             vec!["--config.file".into(), config.display().to_string()],
             |u, _| u == "acme",
@@ -737,4 +747,62 @@ fn bad_entries_and_corrupt_exports_fail_loudly() {
         "error names the data file: {stderr}"
     );
     assert!(plan_files(&tmp.path().join("plans2")).is_empty());
+}
+
+/// `--log.format json` writes one JSON object per line; text logs written to a pipe
+/// carry no colour codes.
+#[test]
+fn logs_are_json_or_plain_text_off_a_terminal() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for format in ["json", "text", "logfmt"] {
+        let out = scanner(&[
+            "--index",
+            &export_dir().display().to_string(),
+            "--plans",
+            &tmp.path()
+                .join(format!("plans-{format}"))
+                .display()
+                .to_string(),
+            "--work-dir",
+            &tmp.path()
+                .join(format!("work-{format}"))
+                .display()
+                .to_string(),
+            "-log.level=info",
+            "--log.format",
+            format,
+        ])
+        .output()
+        .expect("run scanner");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert!(
+            lines.iter().any(|l| l.contains("scanning table")),
+            "info lines are logged:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "no ANSI escapes in piped logs:\n{stderr}"
+        );
+        match format {
+            "json" => {
+                for l in &lines {
+                    let v: serde_json::Value =
+                        serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+                    assert!(
+                        v["level"].is_string() && v["fields"]["message"].is_string(),
+                        "{l}"
+                    );
+                }
+            }
+            "logfmt" => assert!(
+                lines
+                    .iter()
+                    .all(|l| l.starts_with("ts=") && l.contains(" level=")),
+                "{stderr}"
+            ),
+            _ => {}
+        }
+    }
 }
