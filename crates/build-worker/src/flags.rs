@@ -23,9 +23,25 @@ pub enum FlagsError {
     /// The schema file could not be loaded.
     #[error("--schema: {0}")]
     Schema(#[from] cortex_index::schema::SchemaError),
-    /// A store could not be opened.
-    #[error(transparent)]
-    Storage(#[from] storage::StorageError),
+    /// The location a flag names could not be opened.
+    #[error("{flag}: {source}")]
+    Location {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        source: storage::StorageError,
+    },
+}
+
+/// Opens the location a flag names; an error names the flag.
+fn open_flag(
+    flag: &'static str,
+    spec: &str,
+    storage: &StorageOptions,
+    create: bool,
+) -> Result<StoreLocation, FlagsError> {
+    StoreLocation::open(spec, storage, create)
+        .map_err(|source| FlagsError::Location { flag, source })
 }
 
 /// The chunk store(s) to read: `--chunks` plus per-period `--chunks-store`.
@@ -48,7 +64,7 @@ impl ChunkStoreFlags {
         storage: &StorageOptions,
     ) -> Result<ChunkStores, FlagsError> {
         let mut stores = ChunkStores::new(
-            StoreLocation::open(&self.chunks, storage, false)?,
+            open_flag("--chunks", &self.chunks, storage, false)?,
             schema.clone(),
         );
         for spec in &self.chunks_store {
@@ -64,7 +80,7 @@ impl ChunkStoreFlags {
                     reason: format!("needs --schema to know which periods use {kind:?}"),
                 });
             }
-            stores = stores.with_store(kind, StoreLocation::open(url, storage, false)?);
+            stores = stores.with_store(kind, open_flag("--chunks-store", url, storage, false)?);
         }
         Ok(stores)
     }
@@ -123,7 +139,7 @@ impl BuildFlags {
 
     /// The blocks destination.
     pub fn blocks(&self) -> Result<StoreLocation, FlagsError> {
-        Ok(StoreLocation::open(&self.output, &self.storage, true)?)
+        open_flag("--output", &self.output, &self.storage, true)
     }
 
     /// `--work-dir`, or `<per-user state dir>/<default_name>`.

@@ -22,6 +22,8 @@ use crate::human;
 
 /// Flags of `blocksconvert convert`.
 #[derive(Args)]
+// The schema is optional for `build` (one plan) but needed here: say so in --help.
+#[command(mut_arg("schema", |a| a.required(true)))]
 pub struct ConvertArgs {
     #[command(flatten)]
     index: IndexFlags,
@@ -102,8 +104,7 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
     let Some(schema_path) = &b.schema else {
         bail!("--schema is required (the Cortex schema config, schema.yaml)");
     };
-    let schema = SchemaConfig::load(schema_path)
-        .with_context(|| format!("--schema {}", schema_path.display()))?;
+    let schema = SchemaConfig::load(schema_path).context("--schema")?;
     let root = match &b.work_dir {
         Some(d) => d.clone(),
         None => b.work_dir_or(&default_work_dir_name(&a.index.index, &b.output))?,
@@ -240,7 +241,7 @@ fn print_summary(s: &ConvertSummary, output: &str, root: &std::path::Path) {
         );
     }
     for f in &s.failed {
-        println!("  FAILED       {}: {}", f.plan, f.reason);
+        println!("  FAILED       {}: {}", with_date(&f.plan), f.reason);
     }
     for r in &s.unreadable_reports {
         println!("  no report    {r}");
@@ -250,6 +251,20 @@ fn print_summary(s: &ConvertSummary, output: &str, root: &std::path::Path) {
             "  rerun the same command to resume (state in {})",
             root.display()
         );
+    }
+}
+
+/// `acme/18584` → `acme/2020-11-18 (18584)`: people read dates, plan names use day
+/// indexes.
+fn with_date(plan: &str) -> String {
+    match plan
+        .rsplit_once('/')
+        .and_then(|(t, d)| Some((t, d.parse::<i64>().ok()?)))
+    {
+        Some((tenant, day)) => {
+            format!("{tenant}/{} ({day})", cortex_index::schema::format_day(day))
+        }
+        None => plan.to_owned(),
     }
 }
 
@@ -277,7 +292,7 @@ impl Display {
         let plans: Vec<ProgressBar> = (0..builders)
             .map(|_| {
                 let b = bars.add(ProgressBar::new(0));
-                b.set_style(style("    {prefix:24} {bar:30} {pos}/{len} series {msg}"));
+                b.set_style(style("    {prefix:32} {bar:30} {pos}/{len} series {msg}"));
                 b
             })
             .collect();
@@ -318,7 +333,7 @@ impl Display {
                             for (i, bar) in plans.iter().enumerate() {
                                 match st.active.get(i) {
                                     Some(a) => {
-                                        bar.set_prefix(a.plan.clone());
+                                        bar.set_prefix(with_date(&a.plan));
                                         bar.set_length(a.series_total);
                                         bar.set_position(a.series_done);
                                         bar.set_message(a.phase.clone());

@@ -69,7 +69,7 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", daemon::error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }

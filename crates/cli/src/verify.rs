@@ -34,7 +34,8 @@ pub struct VerifyArgs {
     blocks: String,
     #[command(flatten)]
     tenants: TenantFlags,
-    /// Only these days (YYYY-MM-DD; repeat or comma-separate). Default: every day.
+    /// Only these days (YYYY-MM-DD or a day index; repeat or comma-separate).
+    /// Default: every day.
     #[arg(long, value_delimiter = ',', value_parser = scan::select::parse_day_arg)]
     day: Vec<i64>,
     /// Scratch space: the index's plans and downloaded blocks (wiped at start;
@@ -67,8 +68,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
-    let schema = SchemaConfig::load(&a.schema)
-        .with_context(|| format!("--schema {}", a.schema.display()))?;
+    let schema = SchemaConfig::load(&a.schema).context("--schema")?;
     let work_dir = match &a.work_dir {
         Some(d) => d.clone(),
         None => daemon::state_dir()?.join("verify"),

@@ -197,3 +197,81 @@ fn build_converts_a_corpus_plan_and_rejects_a_truncated_one() {
     assert!(err.contains("plan is not complete"), "{err}");
     assert_eq!(std::fs::read_dir(out.join("42")).expect("dir").count(), 1);
 }
+
+/// Runs `blocksconvert` expecting failure; its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_blocksconvert"))
+        .args(args)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn errors_name_the_flag_once_and_help_tells_the_truth() {
+    let c = corpus();
+    let schema = c.join("schema.yaml").display().to_string();
+    let index = c.join("dynamodb-export").display().to_string();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("blocks").display().to_string();
+    let work = tmp.path().join("work").display().to_string();
+    let convert = |schema: &str, chunks: &str| {
+        fails(&[
+            "convert",
+            "--schema",
+            schema,
+            "--index",
+            &index,
+            "--chunks",
+            chunks,
+            "--output",
+            &out,
+            "--work-dir",
+            &work,
+            "-q",
+        ])
+    };
+    let err = convert(&schema, "/no/such/chunks");
+    assert!(err.contains("error: --chunks: "), "{err}");
+    let err = convert("/no/such/schema.yaml", "/no/such/chunks");
+    assert!(
+        err.contains("error: --schema: /no/such/schema.yaml"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the cause is said once: {err}"
+    );
+    // --schema is required by convert, and its usage line says so.
+    let help = run(&["convert", "--help"]);
+    let usage = help
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .expect("usage");
+    assert!(usage.contains("--schema <SCHEMA>"), "{usage}");
+    let err = fails(&[
+        "convert", "--index", &index, "--chunks", "x", "--output", &out,
+    ]);
+    assert!(err.contains("--schema <SCHEMA>"), "{err}");
+    // The top-level help describes the tool, not two of its subcommands.
+    let help = run(&["--help"]);
+    assert!(help.contains("convert in one process"), "{help}");
+    // `generate` takes --output like every other command.
+    let store = tmp.path().join("store").display().to_string();
+    run(&[
+        "generate",
+        "--output",
+        &store,
+        "--tenants",
+        "1",
+        "--days",
+        "1",
+        "--series",
+        "2",
+        "--samples-per-series",
+        "10",
+    ]);
+    assert!(tmp.path().join("store/schema.yaml").is_file());
+}

@@ -94,11 +94,30 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            let text = error_chain(&e);
+            tracing::error!("{text}");
+            eprintln!("error: {text}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes joined by `: `, each cause left out when the text so far
+/// already says it (many errors quote their source in their own message, and `{:#}`
+/// would print it twice).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// Runs `fut` on a multi-threaded runtime (`worker_threads` = cores when `None`).

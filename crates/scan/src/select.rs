@@ -21,8 +21,15 @@ use regex::Regex;
 /// Clap value parser for day flags (`--period-start 2020-11-19`, `--day …`): the
 /// day index.
 pub fn parse_day_arg(text: &str) -> Result<i64, String> {
-    cortex_index::schema::parse_day(text)
-        .ok_or_else(|| format!("{text:?}: expected a day like 2020-11-19"))
+    // A day index (as in plan names like acme/18585) is accepted too.
+    if let Ok(day) = text.parse::<i64>()
+        && cortex_index::tenant::day_index_problem(day).is_none()
+    {
+        return Ok(day);
+    }
+    cortex_index::schema::parse_day(text).ok_or_else(|| {
+        format!("{text:?}: expected a day like 2020-11-19 (or a day index like 18585)")
+    })
 }
 
 /// A table chosen for scanning.
