@@ -67,7 +67,7 @@ fn default_name() -> String {
 }
 
 async fn run(a: Args) -> anyhow::Result<()> {
-    let mut metrics = metrics_exporter_prometheus::PrometheusBuilder::new();
+    let mut metrics = daemon::metrics_builder();
     if let Some(addr) = a.metrics_listen {
         metrics = metrics.with_http_listener(addr);
         metrics.install().context("--metrics.listen")?;
@@ -76,6 +76,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
             .install_recorder()
             .context("installing the metrics recorder")?;
     }
+    daemon::register_process_metrics("builder");
     block_builder::metrics::describe();
     build_worker::worker::metric::describe();
     let cfg = WorkerConfig {

@@ -35,7 +35,7 @@ pub struct BuildArgs {
 }
 
 pub fn run(a: BuildArgs) -> anyhow::Result<()> {
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+    let recorder = daemon::metrics_builder()
         .install_recorder()
         .context("installing the metrics recorder")?;
     block_builder::metrics::describe();

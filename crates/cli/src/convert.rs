@@ -84,7 +84,7 @@ fn default_work_dir_name(index: &str, output: &str) -> String {
 const INTERRUPTED: u8 = 130;
 
 pub fn run(a: ConvertArgs) -> anyhow::Result<std::process::ExitCode> {
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+    let recorder = daemon::metrics_builder()
         .install_recorder()
         .context("installing the metrics recorder")?;
     block_builder::metrics::describe();

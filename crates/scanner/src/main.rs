@@ -165,7 +165,7 @@ fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let _guard = runtime.enter();
-    let mut builder = metrics_exporter_prometheus::PrometheusBuilder::new();
+    let mut builder = daemon::metrics_builder();
     if let Some(addr) = a.metrics_listen {
         builder = builder.with_http_listener(addr);
     }
@@ -180,6 +180,7 @@ fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
             .install_recorder()
             .context("installing the metrics recorder")?
     };
+    daemon::register_process_metrics("scanner");
     scan::metrics::describe();
     let result = runtime.block_on(scan_main(&a));
     if let Some(path) = &a.metrics_file {

@@ -114,9 +114,10 @@ fn main() -> std::process::ExitCode {
 
 /// How workers open the plans: the URL as given, local directories made absolute.
 async fn run(a: Args) -> anyhow::Result<()> {
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+    let recorder = daemon::metrics_builder()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    daemon::register_process_metrics("scheduler");
     scheduling::metrics::describe();
     if a.heartbeat * 2 > a.lease_ttl {
         anyhow::bail!(

@@ -542,6 +542,20 @@ fn every_call_needs_the_token_and_every_lease_its_secret() {
         metrics.contains("cortex_blocksconvert_scheduler_completions_refused_total 3"),
         "{metrics}"
     );
+    // Build info, process metrics, every error counter from the start, and RPC
+    // latencies as histograms (they aggregate across replicas; summaries do not).
+    for series in [
+        "blocksconvert_build_info{component=\"scheduler\"",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "cortex_blocksconvert_scheduler_store_errors_total{op=\"complete\"} ",
+        "cortex_blocksconvert_scheduler_rpc_duration_seconds_bucket{",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(series)),
+            "{series} missing:\n{metrics}"
+        );
+    }
     // Nothing on the status page or in the log gives a secret away.
     let page = s
         .call("GET", "/plans?format=json", Some(TOKEN))

@@ -124,6 +124,17 @@ pub fn describe() {
     ] {
         ::metrics::counter!(name).increment(0);
     }
+    for op in [
+        "scan",
+        "lease",
+        "heartbeat",
+        "complete",
+        "fail",
+        "expire",
+        "delete",
+    ] {
+        ::metrics::counter!(STORE_ERRORS, "op" => op).increment(0);
+    }
     for api in ["lease", "next_plan"] {
         ::metrics::counter!(LEASES_GRANTED, "api" => api).increment(0);
     }
