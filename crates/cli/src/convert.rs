@@ -287,12 +287,14 @@ impl Display {
         };
         let main = bars.add(ProgressBar::new(0));
         main.set_style(style(
-            "{spinner} [{elapsed_precise}] {prefix:10} {bar:30} {pos}/{len} {msg}",
+            "{spinner} [{elapsed_precise}] {prefix:10} {bar:30} {pos}/{len} {msg} (eta {eta})",
         ));
         let plans: Vec<ProgressBar> = (0..builders)
             .map(|_| {
                 let b = bars.add(ProgressBar::new(0));
-                b.set_style(style("    {prefix:32} {bar:30} {pos}/{len} series {msg}"));
+                b.set_style(style(
+                    "    {prefix:32} {bar:30} {pos}/{len} series {per_sec} {msg}",
+                ));
                 b
             })
             .collect();
@@ -305,16 +307,24 @@ impl Display {
                         main.set_prefix("scanning");
                         main.set_length(s.table_rows_expected.load(Ordering::Relaxed));
                         main.set_position(s.table_rows_read.load(Ordering::Relaxed));
-                        let msg = format!(
-                            "rows; table {}/{}, {} plans written",
+                        let (done, total) = (
                             s.tables_done.load(Ordering::Relaxed),
                             s.tables_total.load(Ordering::Relaxed),
+                        );
+                        let tables = if total == 0 {
+                            "listing tables".to_owned()
+                        } else {
+                            format!("table {}/{total}", (done + 1).min(total))
+                        };
+                        let msg = format!(
+                            "rows; {tables}, {} plans written",
                             s.plans_done.load(Ordering::Relaxed)
                         );
                         main.set_message(msg.clone());
                         format!(
-                            "scanning the index: {} rows read, {msg}",
-                            s.rows_read.load(Ordering::Relaxed)
+                            "scanning the index: {} rows read; {tables}, {} plans written",
+                            s.rows_read.load(Ordering::Relaxed),
+                            s.plans_done.load(Ordering::Relaxed)
                         )
                     }
                     Stage::Converting | Stage::Done => match p.status() {
@@ -341,6 +351,7 @@ impl Display {
                                     None => {
                                         bar.set_prefix("idle");
                                         bar.set_length(0);
+                                        bar.set_position(0);
                                         bar.set_message("");
                                     }
                                 }

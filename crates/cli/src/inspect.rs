@@ -133,11 +133,32 @@ fn block(dir: &Path, as_json: bool) -> anyhow::Result<()> {
         let m = &r.meta;
         writeln!(out, "ulid:     {}", m.ulid)?;
         writeln!(out, "tenant:   {}", m.tenant().unwrap_or("-"))?;
-        writeln!(out, "range:    [{}, {})", m.min_time, m.max_time)?;
+        writeln!(
+            out,
+            "range:    [{}, {}) ms = {} .. {} UTC",
+            m.min_time,
+            m.max_time,
+            utc(m.min_time),
+            utc(m.max_time)
+        )?;
         writeln!(out, "series:   {}", series.len())?;
         writeln!(out, "chunks:   {}", m.stats.num_chunks)?;
         writeln!(out, "samples:  {}", m.stats.num_samples)?;
         writeln!(out, "segments: {}", m.thanos.segment_files.join(", "))?;
     }
     Ok(())
+}
+
+/// `ms` since the epoch as `2020-11-18T00:00:00.000`.
+fn utc(ms: i64) -> String {
+    let day = ms.div_euclid(cortex_index::DAY_MS);
+    let rest = ms.rem_euclid(cortex_index::DAY_MS);
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}",
+        cortex_index::schema::format_day(day),
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
 }
