@@ -229,11 +229,9 @@ pub async fn run(
     shutdown: daemon::Shutdown,
 ) -> Result<WorkerSummary, WorkerError> {
     // Leftovers of a crashed run are useless: their leases are re-built from scratch.
+    // The `lock` file (held by the binary for the whole run) stays.
     let root = build.work_dir.clone();
-    if root.exists() {
-        std::fs::remove_dir_all(&root).map_err(|e| WorkerError::WorkDir(root.clone(), e))?;
-    }
-    std::fs::create_dir_all(&root).map_err(|e| WorkerError::WorkDir(root.clone(), e))?;
+    daemon::empty_work_dir(&root).map_err(|(p, e)| WorkerError::WorkDir(p, e))?;
     let ctx = Arc::new(Ctx {
         cfg,
         client,

@@ -50,7 +50,10 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = config_file::parse_or_exit();
-    daemon::init_logging(&args.log, "info");
+    if let Err(e) = daemon::init_logging(&args.log, "info") {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     daemon::exit_code(daemon::block_on(None, async move {
         run(args).await.map(|()| std::process::ExitCode::SUCCESS)
     }))
@@ -98,17 +101,11 @@ async fn run(a: Args) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(worker = %cfg.name, scheduler = %a.scheduler, concurrency = cfg.concurrency, "builder starting");
+    let build = a.build.build_config()?;
+    let _lock = daemon::lock_work_dir(&build.work_dir)?;
     let (stores, blocks) = (a.build.chunk_stores()?, a.build.blocks()?);
     build_worker::preflight::builder(&stores, &blocks).await?;
-    let summary = build_worker::run(
-        cfg,
-        client,
-        stores,
-        blocks,
-        a.build.build_config()?,
-        stop_rx,
-    )
-    .await?;
+    let summary = build_worker::run(cfg, client, stores, blocks, build, stop_rx).await?;
     tracing::info!(
         done = summary.done,
         failed = summary.failed,

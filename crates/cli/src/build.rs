@@ -70,6 +70,7 @@ async fn build(a: &BuildArgs) -> anyhow::Result<()> {
         existing: Default::default(),
     };
     let cfg = b.build_config()?;
+    let _lock = daemon::lock_work_dir(&cfg.work_dir)?;
     clean_work_dir(&cfg.work_dir)?;
     let progress = Arc::new(BuildProgress::default());
     let bar = if a.quiet {

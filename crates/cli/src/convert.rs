@@ -66,7 +66,6 @@ pub struct ConvertArgs {
 /// The default work dir's name: one per (index, output) pair, so the same migration
 /// finds its state from any current directory and two migrations never share plans.
 fn default_work_dir_name(index: &str, output: &str) -> String {
-    use sha2::Digest;
     let canonical = |spec: &str| {
         if spec.contains("://") {
             spec.trim_end_matches('/').to_owned()
@@ -75,9 +74,17 @@ fn default_work_dir_name(index: &str, output: &str) -> String {
             std::path::absolute(spec).map_or_else(|_| spec.to_owned(), |p| p.display().to_string())
         }
     };
-    let digest = sha2::Sha256::digest(format!("{}\n{}", canonical(index), canonical(output)));
-    let hex = format!("{digest:x}");
-    format!("convert-{}", &hex[..12])
+    format!(
+        "convert-{}",
+        short_digest(&format!("{}\n{}", canonical(index), canonical(output)))
+    )
+}
+
+/// The first 12 hex digits of the SHA-256 of `text`.
+fn short_digest(text: &str) -> String {
+    use sha2::Digest;
+    let hex = format!("{:x}", sha2::Sha256::digest(text));
+    hex[..12].to_owned()
 }
 
 /// Exit status of an interrupted run (128 + SIGINT, as shells report it).
@@ -109,17 +116,9 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         Some(d) => d.clone(),
         None => b.work_dir_or(&default_work_dir_name(&a.index.index, &b.output))?,
     };
-    std::fs::create_dir_all(&root).with_context(|| format!("--work-dir {}", root.display()))?;
-    // One convert per work dir: its scheduler takes every open lease as a dead run's.
-    let lock_path = root.join("lock");
-    let lock = std::fs::File::create(&lock_path)
-        .with_context(|| format!("--work-dir: creating {}", lock_path.display()))?;
-    if let Err(e) = lock.try_lock() {
-        bail!(
-            "--work-dir {}: another blocksconvert convert is using this work dir ({e}); wait for it or pass another --work-dir",
-            root.display()
-        );
-    }
+    // One convert per work dir: its scheduler takes this work dir's open leases as a
+    // dead run's.
+    let _lock = daemon::lock_work_dir(&root)?;
     eprintln!("blocksconvert convert: state in {}", root.display());
     let plans_spec = match &a.plans {
         Some(p) => p.clone(),
@@ -146,6 +145,8 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         builders: a.builders.max(1),
         max_attempts: a.max_attempts.max(1),
         storage: b.storage.clone(),
+        worker_name: format!("convert-{}", &short_digest(&root.display().to_string())),
+        owns_plans: a.plans.is_none(),
     };
     let source = a
         .index

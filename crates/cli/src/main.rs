@@ -48,7 +48,10 @@ fn main() -> std::process::ExitCode {
         &Cli::command(),
         std::env::args().collect(),
     ));
-    daemon::init_logging(&cli.log, "warn");
+    if let Err(e) = daemon::init_logging(&cli.log, "warn") {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let ok = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
     let result = match cli.command {
         Command::Inspect(cmd) => ok(inspect::run(cmd)),

@@ -73,10 +73,10 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
         Some(d) => d.clone(),
         None => daemon::state_dir()?.join("verify"),
     };
-    if work_dir.exists() {
-        std::fs::remove_dir_all(&work_dir)
-            .with_context(|| format!("cleaning --work-dir {}", work_dir.display()))?;
-    }
+    let _lock = daemon::lock_work_dir(&work_dir)?;
+    // Wiped at start (the lock file stays, held).
+    daemon::empty_work_dir(&work_dir)
+        .map_err(|(p, e)| anyhow::anyhow!("cleaning --work-dir: {}: {e}", p.display()))?;
     let plans_dir = work_dir.join("plans");
     let plans = StoreLocation::local(&plans_dir, true).context("--work-dir")?;
     // The index is read afresh into plans: the comparison does not trust the plans the

@@ -242,11 +242,18 @@ fn killed_at_ten_moments_then_rerun_converts_every_day_once() {
     // Kill -9 at ten moments of the build phase: once the first lease is taken, after
     // a growing number of finished tenant-days and with growing delays in between.
     for i in 0..10u64 {
+        let spawned = std::time::SystemTime::now();
         let mut child = convert().spawn().expect("spawn");
+        // A lease taken by *this* run (markers of killed runs are older), or all done.
+        let fresh = |kind: &str| {
+            markers(&plans, kind).iter().any(|p| {
+                std::fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= spawned)
+            })
+        };
         let started = wait_for(&mut child, 300, || {
-            !markers(&plans, ".starting.").is_empty()
-                || !markers(&plans, ".inprogress.").is_empty()
-                || markers(&plans, ".finished.").len() >= 6
+            fresh(".starting.") || fresh(".inprogress.") || markers(&plans, ".finished.").len() >= 6
         });
         if started {
             std::thread::sleep(Duration::from_millis(i * 37));
@@ -378,7 +385,7 @@ fn missing_credentials_fail_in_seconds_before_any_work() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("preflight: --output s3://cortex-blocks/converted")
-            && stderr.contains("no credentials found")
+            && stderr.contains("no credentials in the environment")
             && stderr.contains("AWS_ACCESS_KEY_ID"),
         "{}",
         text(&out)

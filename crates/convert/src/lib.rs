@@ -46,6 +46,13 @@ pub struct ConvertConfig {
     pub max_attempts: u32,
     /// Options for opening plan URLs.
     pub storage: StorageOptions,
+    /// The builders' worker name: unique to the (locked) work dir, so a restarted run
+    /// takes back only its own dead leases.
+    pub worker_name: String,
+    /// The plans location belongs to this work dir (the default): a rerun then gives
+    /// quarantined tenant-days a fresh set of attempts. A shared `--plans` keeps
+    /// them (operators' cancels included) for `blocksconvert plans retry`.
+    pub owns_plans: bool,
 }
 
 /// Where a conversion is.
@@ -286,20 +293,25 @@ pub async fn run(
             scan_interval: Duration::from_secs(60),
             max_wait: Duration::from_secs(2),
             tenants: cfg.scan.tenants.clone(),
+            recheck_finished: true,
         },
         cfg.plans.clone(),
         cfg.plans_url.clone(),
         cfg.blocks.clone(),
     ));
     scheduler.scan().await?;
-    // This process is the only builder of these plans (the caller holds the work
-    // dir's lock): leases left open are those of a run that died, and its death does
-    // not count against them. Tenant-days given up on by an earlier run get a fresh
-    // set of attempts: a rerun converts everything it can.
+    // Leases held under this work dir's worker name are a dead run's (the caller
+    // holds the work dir's lock): its death does not count against them. Tenant-days
+    // given up on by an earlier run get a fresh set of attempts when the plans are
+    // this work dir's own: a rerun converts everything it can.
     let reclaimed = scheduler
-        .reclaim_leases("the convert process that held it is gone")
+        .reclaim_leases(&cfg.worker_name, "the convert process that held it is gone")
         .await;
-    let retried = scheduler.retry_all_failed().await?;
+    let retried = if cfg.owns_plans {
+        scheduler.retry_all_failed().await?
+    } else {
+        Vec::new()
+    };
     if !reclaimed.is_empty() || !retried.is_empty() {
         tracing::warn!(
             reclaimed = reclaimed.len(),
@@ -356,7 +368,7 @@ pub async fn run(
     )?;
     let worker = build_worker::worker::run(
         WorkerConfig {
-            name: "convert".into(),
+            name: cfg.worker_name.clone(),
             concurrency: cfg.builders.max(1),
             // On a signal, running builds are released at once: rerunning resumes them.
             grace_period: Duration::ZERO,

@@ -38,12 +38,13 @@ pub enum LogFormat {
 
 /// Logs to stderr: the filter is `--log.level`, else `RUST_LOG`, else `default_level`;
 /// colours only when stderr is a terminal, so piped and file logs stay plain text.
-pub fn init_logging(flags: &LogFlags, default_level: &str) {
+pub fn init_logging(flags: &LogFlags, default_level: &str) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = match &flags.level {
-        Some(level) => tracing_subscriber::EnvFilter::new(level),
+        Some(level) => tracing_subscriber::EnvFilter::try_new(level)
+            .map_err(|e| anyhow::anyhow!("--log.level {level:?}: {e}"))?,
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
     };
@@ -72,6 +73,7 @@ pub fn init_logging(flags: &LogFlags, default_level: &str) {
             )
             .try_init(),
     };
+    Ok(())
 }
 
 /// Resolves on SIGTERM (Kubernetes' stop signal) or Ctrl-C.
@@ -172,6 +174,49 @@ impl Shutdown {
             }
         }
     }
+}
+
+/// Creates `dir` and holds an exclusive lock on `<dir>/lock` for as long as the
+/// returned file lives: two processes never share a work dir (one would wipe or
+/// rewrite the other's state). The lock goes with the process, however it ends.
+pub fn lock_work_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("--work-dir {}: {e}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::File::create(&path)
+        .map_err(|e| anyhow::anyhow!("--work-dir: creating {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
+            "--work-dir {}: another blocksconvert process is using this work dir; wait for it or pass another --work-dir",
+            dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(anyhow::anyhow!(
+            "--work-dir {}: cannot lock {} ({e}); use a local file system that supports locks",
+            dir.display(),
+            path.display()
+        )),
+    }
+}
+
+/// Empties a work dir locked with [`lock_work_dir`], keeping its `lock` file (removing
+/// it would let a second process lock a new one). The error names the entry.
+pub fn empty_work_dir(dir: &std::path::Path) -> Result<(), (std::path::PathBuf, std::io::Error)> {
+    std::fs::create_dir_all(dir).map_err(|e| (dir.to_owned(), e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| (dir.to_owned(), e))?;
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p.file_name().is_some_and(|n| n == "lock") {
+            continue;
+        }
+        let removed = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        removed.map_err(|e| (p, e))?;
+    }
+    Ok(())
 }
 
 /// The per-user directory for state that must survive restarts but is not the

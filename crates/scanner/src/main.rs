@@ -154,7 +154,10 @@ enum ChangedPolicy {
 
 fn main() -> std::process::ExitCode {
     let args: Args = config_file::parse_or_exit();
-    daemon::init_logging(&args.log, "info");
+    if let Err(e) = daemon::init_logging(&args.log, "info") {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     daemon::exit_code(run(args))
 }
 
@@ -202,6 +205,7 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
         Some(d) => d.clone(),
         None => daemon::state_dir()?.join("scanner"),
     };
+    let _lock = daemon::lock_work_dir(&work_dir)?;
     let source = a
         .index
         .open(&a.storage, &work_dir.join("downloads"))

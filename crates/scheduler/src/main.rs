@@ -106,7 +106,10 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = config_file::parse_or_exit();
-    daemon::init_logging(&args.log, "info");
+    if let Err(e) = daemon::init_logging(&args.log, "info") {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     daemon::exit_code(daemon::block_on(None, async move {
         run(args).await.map(|()| std::process::ExitCode::SUCCESS)
     }))
@@ -151,6 +154,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         scan_interval: a.scan_interval,
         max_wait: a.max_lease_wait,
         tenants: a.tenants.filter()?,
+        recheck_finished: false,
     };
     let scheduler = Arc::new(Scheduler::new(
         cfg,

@@ -818,13 +818,15 @@ impl Registry {
         out
     }
 
-    /// Every open lease, marked closing (the process that held them is gone: see
-    /// [`crate::scheduler::Scheduler::reclaim_leases`]); base and markers of each.
-    pub fn take_all_leases(&mut self) -> Vec<(String, Vec<String>)> {
+    /// Every open lease of `worker`, marked closing (the process that held them is
+    /// gone: see [`crate::scheduler::Scheduler::reclaim_leases`]); base and markers of
+    /// each.
+    pub fn take_leases_of(&mut self, worker: &str) -> Vec<(String, Vec<String>)> {
         let mut out = Vec::new();
         for rec in self.plans.values_mut() {
             if let Status::Leased(lease) = &mut rec.status
                 && !lease.closing
+                && lease.worker == worker
             {
                 lease.closing = true;
                 out.push((rec.base.clone(), lease.markers.clone()));

@@ -56,6 +56,10 @@ pub struct SchedulerConfig {
     pub max_wait: Duration,
     /// Tenants whose plans are served.
     pub tenants: TenantFilter,
+    /// Drop the finished markers of tenants without any block in the blocks bucket
+    /// (see `drop_finished_without_block`): on for `convert`, whose output may be new
+    /// or emptied; off for a long-lived scheduler next to a live blocks bucket.
+    pub recheck_finished: bool,
 }
 
 /// A lease handed to a worker.
@@ -366,52 +370,56 @@ impl Scheduler {
         Ok(())
     }
 
-    /// The blocks bucket is the truth: a `.finished.<ULID>` marker whose block is not
-    /// at `<tenant>/<ULID>/meta.json` (a new or emptied output, a block deleted by
-    /// hand), or is not a block of the plan's tenant and day (see [`block_check`]), no
-    /// longer counts, so the plan is built again. Checked once per marker per
-    /// process (a plan the registry already holds as finished with that ULID was
-    /// checked when it finished). A finished plan that also has an `.error` marker (a
-    /// crash between the two writes) is finished: the error marker goes.
+    /// With [`SchedulerConfig::recheck_finished`] (`convert`, whose output may be new or
+    /// emptied): the finished markers of a tenant that has no block at all in the blocks
+    /// bucket no longer count, so its tenant-days are built again. A tenant with blocks
+    /// keeps its markers even when one block is gone: Cortex's compactor and retention
+    /// remove converted blocks in a live bucket, and those days must not come back
+    /// (`blocksconvert plans rebuild` redoes one by hand). Each tenant is checked once
+    /// per process. A finished plan that also has an `.error` marker (a crash between
+    /// the two writes; a finished marker is only written after its block checked out)
+    /// is finished: the error marker goes.
     async fn drop_finished_without_block(&self, bases: &mut HashMap<String, BaseFiles>) {
         use futures::StreamExt;
-        let to_check: Vec<(String, String)> = bases
-            .iter()
-            .filter(|(_, f)| f.finished.len() == 1)
-            .map(|(b, f)| (b.clone(), f.finished[0].clone()))
-            .filter(|(b, id)| {
-                block_check::parse_ulid(id).is_ok() && !self.reg(|r| r.finished_with(b, id))
-            })
-            .collect();
-        let checks: Vec<(String, String, Result<(), SchedulerError>)> =
-            futures::stream::iter(to_check)
-                .map(|(base, id)| async move {
-                    let rec = PlanRecord::new(&base, "");
-                    let r = match rec.day {
-                        Some(day) => block_check::check(&self.blocks, &rec.tenant, day, &id).await,
-                        None => Ok(()), // Invalid anyway (see key_problem).
-                    };
-                    (base, id, r)
+        if self.cfg.recheck_finished {
+            let tenants: std::collections::BTreeSet<String> = bases
+                .iter()
+                .filter(|(b, f)| {
+                    f.finished.len() == 1 && !self.reg(|r| r.finished_with(b, &f.finished[0]))
                 })
-                .buffer_unordered(16)
-                .collect()
-                .await;
-        for (base, id, checked) in checks {
-            match checked {
-                Ok(()) => {}
-                Err(SchedulerError::BlockRefused(why)) => {
-                    let key = markers::finished(&base, &id);
-                    ::metrics::counter!(m::FINISHED_WITHOUT_BLOCK).increment(1);
-                    tracing::warn!(plan = %base, block = %id, blocks = %self.blocks, %why, "finished marker without its block in the blocks bucket; the plan will be built again");
-                    if let Err(e) = self.plans.delete(&key).await {
-                        tracing::warn!(marker = %key, error = %e, "cannot delete a stale finished marker");
+                .filter_map(|(b, _)| b.rsplit_once('/').map(|(t, _)| t.to_owned()))
+                .collect();
+            let listed: Vec<(String, Result<usize, storage::StorageError>)> =
+                futures::stream::iter(tenants)
+                    .map(|tenant| async move {
+                        let n = self.blocks.list_dirs(&tenant).await.map(|d| d.len());
+                        (tenant, n)
+                    })
+                    .buffer_unordered(16)
+                    .collect()
+                    .await;
+            for (tenant, blocks) in listed {
+                match blocks {
+                    Ok(0) => {
+                        let prefix = format!("{tenant}/");
+                        for (base, f) in bases.iter_mut() {
+                            if !base.starts_with(&prefix) || base[prefix.len()..].contains('/') {
+                                continue;
+                            }
+                            for id in std::mem::take(&mut f.finished) {
+                                let key = markers::finished(base, &id);
+                                ::metrics::counter!(m::FINISHED_WITHOUT_BLOCK).increment(1);
+                                tracing::warn!(plan = %base, block = %id, blocks = %self.blocks, "finished, but the tenant has no block in the blocks bucket (new or emptied output); building it again");
+                                if let Err(e) = self.plans.delete(&key).await {
+                                    tracing::warn!(marker = %key, error = %e, "cannot delete a stale finished marker");
+                                }
+                            }
+                        }
                     }
-                    if let Some(f) = bases.get_mut(&base) {
-                        f.finished.clear();
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(%tenant, error = %e, "cannot list the tenant's blocks; keeping its finished plans");
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(plan = %base, block = %id, error = %e, "cannot check a finished plan's block; keeping it finished");
                 }
             }
         }
@@ -419,7 +427,7 @@ impl Scheduler {
             if f.finished.len() == 1
                 && let Some(key) = f.error.take()
             {
-                tracing::warn!(plan = %base, marker = %key, "plan has both finished and error markers; its block checked out, removing the error marker");
+                tracing::warn!(plan = %base, marker = %key, "plan has both finished and error markers; it is finished, removing the error marker");
                 if let Err(e) = self.plans.delete(&key).await {
                     tracing::warn!(marker = %key, error = %e, "cannot delete a stale error marker");
                 }
@@ -948,12 +956,13 @@ impl Scheduler {
         self.wake.notify_waiters();
     }
 
-    /// Gives back every open lease without counting a failure: for a scheduler whose
-    /// only builders ran in a process that is known to be gone (`convert` restarted
-    /// after a crash or a kill), so the death of the whole process never counts
-    /// against its plans. Returns the plans reclaimed.
-    pub async fn reclaim_leases(&self, reason: &str) -> Vec<String> {
-        let leases = self.reg(Registry::take_all_leases);
+    /// Gives back every open lease held by `worker` without counting a failure: for a
+    /// worker known to be gone (`convert` restarted after a crash or a kill; its
+    /// worker name is unique to its locked work dir), so the death of the whole
+    /// process never counts against its plans. Leases of other workers are left
+    /// alone. Returns the plans reclaimed.
+    pub async fn reclaim_leases(&self, worker: &str, reason: &str) -> Vec<String> {
+        let leases = self.reg(|r| r.take_leases_of(worker));
         let mut bases = Vec::with_capacity(leases.len());
         for (base, markers) in leases {
             self.delete_markers(&markers).await;

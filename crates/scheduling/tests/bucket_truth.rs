@@ -1,8 +1,8 @@
 //! The scheduler takes its state from the buckets and trusts no plan key it cannot
-//! turn into a tenant-day: finished markers whose block is not in the blocks bucket
-//! are dropped, finished-plus-error is repaired to finished, keys with an invalid
-//! tenant or day are never handed out, and a restarted `convert` gets back the leases
-//! of its dead predecessor and its quarantined plans without a failure counted.
+//! turn into a tenant-day: `convert`'s drops the finished markers of a tenant with no
+//! block in its output, finished-plus-error is repaired to finished, keys with an
+//! invalid tenant or day are never handed out, and a restarted `convert` gets back the
+//! leases of its dead predecessor and its quarantined plans without a failure counted.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use storage::StoreLocation;
 
 const ULID: &str = "01JE0000000000000000000000";
 
-fn scheduler(plans: &Path, blocks: &Path) -> Scheduler {
+fn scheduler(plans: &Path, blocks: &Path, recheck_finished: bool) -> Scheduler {
     let cfg = SchedulerConfig {
         tool: "builder".into(),
         registry: RegistryConfig {
@@ -30,6 +30,7 @@ fn scheduler(plans: &Path, blocks: &Path) -> Scheduler {
         scan_interval: Duration::from_secs(600),
         max_wait: Duration::from_millis(10),
         tenants: TenantFilter::new(&[], None).expect("filter"),
+        recheck_finished,
     };
     Scheduler::new(
         cfg,
@@ -85,7 +86,7 @@ async fn plan_keys_that_name_no_tenant_day_are_never_handed_out() {
         std::fs::create_dir_all(to.parent().expect("dir")).expect("dir");
         std::fs::copy(&plan, &to).expect("copy");
     }
-    let s = scheduler(&plans, &blocks);
+    let s = scheduler(&plans, &blocks, true);
     s.scan().await.expect("scan");
     for base in [
         "acme/0",
@@ -113,33 +114,43 @@ async fn plan_keys_that_name_no_tenant_day_are_never_handed_out() {
 }
 
 #[tokio::test]
-async fn a_finished_marker_counts_only_with_its_block() {
+async fn finished_markers_of_a_tenant_without_blocks_no_longer_count() {
     let (_tmp, plans, blocks) = fixture();
     let finished = |t: &str, d: i64| plans.join(format!("{t}/{d}.finished.{ULID}"));
     for (t, d) in [("acme", 18584), ("acme", 18585), ("42", 18584)] {
         std::fs::write(finished(t, d), ULID).expect("marker");
     }
-    // acme/18585 has its block; it also has an error marker (a crash between writes).
+    // acme has a block (18585's); it also has an error marker (a crash between writes).
     put_block(&blocks, "acme", 18585);
     std::fs::write(plans.join("acme/18585.error"), "old failure").expect("error");
-    // 42/18584's block is in the bucket under the marker's ULID, but for acme: the
-    // scheduler checks the tenant's own directory.
-    let s = scheduler(&plans, &blocks);
-    s.scan().await.expect("scan");
 
-    assert!(matches!(status(&s, "acme/18584"), Status::New));
-    assert!(!finished("acme", 18584).exists(), "stale marker removed");
+    // A long-lived scheduler next to a live bucket trusts its markers.
+    let service = scheduler(&plans, &blocks, false);
+    service.scan().await.expect("scan");
+    assert!(matches!(
+        status(&service, "42/18584"),
+        Status::Finished { .. }
+    ));
+    assert!(finished("42", 18584).exists());
+
+    // `convert`'s (new or emptied output): tenant 42 has no block at all, so its
+    // finished day is built again; acme has blocks, so a day whose block is gone (the
+    // compactor or retention may have removed it) stays finished.
+    let s = scheduler(&plans, &blocks, true);
+    s.scan().await.expect("scan");
     assert!(matches!(status(&s, "42/18584"), Status::New));
+    assert!(!finished("42", 18584).exists(), "stale marker removed");
+    assert!(matches!(status(&s, "acme/18584"), Status::Finished { .. }));
     match status(&s, "acme/18585") {
         Status::Finished { id } => assert_eq!(id, ULID),
         other => panic!("{other:?}"),
     }
     assert!(!plans.join("acme/18585.error").exists());
 
-    // A second listing keeps them so (and the finished one is not checked again).
+    // A second listing keeps them so.
     s.scan().await.expect("scan");
     assert!(matches!(status(&s, "acme/18585"), Status::Finished { .. }));
-    assert!(matches!(status(&s, "acme/18584"), Status::New));
+    assert!(matches!(status(&s, "42/18584"), Status::New));
 }
 
 #[tokio::test]
@@ -150,7 +161,7 @@ async fn a_restarted_convert_reclaims_leases_and_retries_quarantined_plans() {
         "quarantined by an earlier run",
     )
     .expect("error");
-    let first = scheduler(&plans, &blocks);
+    let first = scheduler(&plans, &blocks, true);
     first.scan().await.expect("scan");
     let leased = first
         .lease("convert", 3, "builder", Duration::from_millis(10))
@@ -159,7 +170,7 @@ async fn a_restarted_convert_reclaims_leases_and_retries_quarantined_plans() {
     assert_eq!(leased.len(), 3);
     drop(first); // The process dies with its leases open.
 
-    let second = scheduler(&plans, &blocks);
+    let second = scheduler(&plans, &blocks, true);
     second.scan().await.expect("scan");
     for l in &leased {
         let base = l.plan.trim_end_matches(".plan.snappy");
@@ -168,7 +179,9 @@ async fn a_restarted_convert_reclaims_leases_and_retries_quarantined_plans() {
             "{base} is held by the dead run"
         );
     }
-    let reclaimed = second.reclaim_leases("test").await;
+    // Only the dead worker's leases: a builder of someone else's keeps its own.
+    assert!(second.reclaim_leases("builder-7", "test").await.is_empty());
+    let reclaimed = second.reclaim_leases("convert", "test").await;
     assert_eq!(reclaimed.len(), 3);
     let retried = second.retry_all_failed().await.expect("retry");
     assert_eq!(retried, vec!["team-a.prod/18586".to_owned()]);
@@ -178,7 +191,7 @@ async fn a_restarted_convert_reclaims_leases_and_retries_quarantined_plans() {
         assert_eq!(failures, Some(0), "{base}: no failure counted");
     }
     // The bucket agrees: a third scheduler sees them all queued.
-    let third = scheduler(&plans, &blocks);
+    let third = scheduler(&plans, &blocks, true);
     third.scan().await.expect("scan");
     for base in reclaimed.iter().chain(&retried) {
         assert!(matches!(status(&third, base), Status::New), "{base}");

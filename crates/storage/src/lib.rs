@@ -31,7 +31,9 @@ pub enum StorageError {
         reason: String,
     },
     /// A probe failed and no credentials for the location's cloud were configured.
-    #[error("{location}: no credentials found: {hint} (the store answered: {source})")]
+    #[error(
+        "{location}: no credentials in the environment or flags, and none from an instance role or workload identity: {hint} (the store answered: {source})"
+    )]
     NoCredentials {
         /// The location.
         location: String,
@@ -546,10 +548,17 @@ impl StoreLocation {
             .map_err(|e| self.explain(e))
     }
 
-    /// A probe's error, with where credentials come from when none were configured.
+    /// A probe's error, with where credentials come from when none were configured and
+    /// the error is about credentials (refused, or the instance metadata service that
+    /// the SDKs fall back to did not give any).
     fn explain(&self, e: StorageError) -> StorageError {
+        let text = e.to_string().to_ascii_lowercase();
+        let about_credentials = e.is_access_denied()
+            || text.contains("credential")
+            || text.contains("169.254.169.254")
+            || text.contains("metadata");
         match self.credentials_hint {
-            Some(hint) if !e.is_not_found() => StorageError::NoCredentials {
+            Some(hint) if about_credentials => StorageError::NoCredentials {
                 location: self.display.clone(),
                 hint,
                 source: Box::new(e),

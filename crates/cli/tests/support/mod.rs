@@ -68,6 +68,9 @@ pub fn blocks_by_day(root: &Path) -> BTreeMap<(String, i64), Vec<PathBuf>> {
     let mut out: BTreeMap<(String, i64), Vec<PathBuf>> = BTreeMap::new();
     for tenant in std::fs::read_dir(root).expect("blocks dir") {
         let tenant = tenant.expect("entry").path();
+        if !tenant.is_dir() {
+            continue; // e.g. a probe object left by a kill
+        }
         for block in std::fs::read_dir(&tenant).expect("tenant dir") {
             let block = block.expect("entry").path();
             let meta: serde_json::Value =
