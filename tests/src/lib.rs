@@ -613,3 +613,78 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     built.insert(bin.to_owned(), path.clone());
     path
 }
+
+/// Google's Bigtable emulator (`cbtemulator`, Debian package
+/// `google-cloud-cli-bigtable-emulator`) as a child process on 127.0.0.1, killed on drop.
+pub struct BigtableEmulator {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT` (what `BIGTABLE_EMULATOR_HOST` takes).
+    pub host: String,
+}
+
+impl BigtableEmulator {
+    /// Where the emulator binary is: `$BLOCKSCONVERT_CBTEMULATOR`, the Cloud SDK's
+    /// Debian location, or `cbtemulator` on `$PATH`.
+    pub fn binary() -> PathBuf {
+        if let Some(p) = std::env::var_os("BLOCKSCONVERT_CBTEMULATOR") {
+            return PathBuf::from(p);
+        }
+        let sdk = Path::new("/usr/lib/google-cloud-sdk/platform/bigtable-emulator/cbtemulator");
+        if sdk.is_file() {
+            return sdk.to_owned();
+        }
+        PathBuf::from("cbtemulator")
+    }
+
+    /// Starts an empty emulator; panics when it is missing.
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts an empty emulator on `port` (restarting one at the same address).
+    pub fn start_on(port: u16) -> Self {
+        let bin = Self::binary();
+        let child = std::process::Command::new(&bin)
+            .args(["-host", "127.0.0.1", "-port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the Bigtable emulator is required for the Bigtable tests ({}: {e}); install the Debian package google-cloud-cli-bigtable-emulator",
+                    bin.display()
+                )
+            });
+        wait_for_port(port, "cbtemulator", 60);
+        Self {
+            child,
+            host: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.host
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Kills the emulator (its data is gone).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BigtableEmulator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `../shared/fixtures/cortex-corpus/bigtable/<variant>/`.
+pub fn bigtable_fixture(variant: &str) -> PathBuf {
+    corpus_dir().join("bigtable").join(variant)
+}

@@ -188,6 +188,10 @@ fn note_retry(operation: &'static str, throttled: bool, message: &str, delay: Du
 
 #[async_trait::async_trait]
 impl IndexSource for DynamoSource {
+    fn index_stores(&self) -> &'static [&'static str] {
+        crate::DYNAMO_STORES
+    }
+
     fn describe(&self) -> String {
         match &self.opts.endpoint {
             Some(ep) => format!("dynamodb://{} ({ep})", self.opts.region),
@@ -277,7 +281,7 @@ impl IndexSource for DynamoSource {
                 ("h".to_owned(), AttributeValue::S(hash.clone())),
                 ("r".to_owned(), AttributeValue::B(Blob::new(range.clone()))),
             ])),
-            Cursor::Items(_) => {
+            Cursor::Items(_) | Cursor::RowKey { .. } => {
                 return Err(SourceError::BadCursor {
                     segment: segment.name.clone(),
                     cursor: cursor.clone(),

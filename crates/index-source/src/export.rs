@@ -136,6 +136,10 @@ fn join(dir: &str, name: &str) -> String {
 
 #[async_trait::async_trait]
 impl IndexSource for ExportSource {
+    fn index_stores(&self) -> &'static [&'static str] {
+        crate::DYNAMO_STORES
+    }
+
     fn describe(&self) -> String {
         self.location.describe("")
     }
@@ -185,7 +189,7 @@ impl IndexSource for ExportSource {
             Cursor::Start => 0,
             Cursor::Items(n) => *n,
             Cursor::End => entry.item_count,
-            Cursor::DynamoKey { .. } => {
+            Cursor::DynamoKey { .. } | Cursor::RowKey { .. } => {
                 return Err(SourceError::BadCursor {
                     segment: segment.name.clone(),
                     cursor: cursor.clone(),

@@ -1,8 +1,9 @@
 //! Sources of Cortex index rows, read page by page with a resumable cursor.
 //!
-//! Two sources sit behind [`IndexSource`]: a live DynamoDB table read with a parallel
-//! Scan ([`dynamo::DynamoSource`]) and a DynamoDB export in `DYNAMODB_JSON` layout, on
-//! local disk or in any object store ([`export::ExportSource`]). A table is split into
+//! Three sources sit behind [`IndexSource`]: a live DynamoDB table read with a parallel
+//! Scan ([`dynamo::DynamoSource`]), a live Bigtable instance in any of Cortex's Bigtable
+//! layouts read over key ranges ([`bigtable::BigtableSource`]), and a DynamoDB export in
+//! `DYNAMODB_JSON` layout, on local disk or in any object store ([`export::ExportSource`]). A table is split into
 //! *segments* (Scan segments, export data files) that are read independently; each
 //! [`Page`] carries the [`Cursor`] after it, so a scan can checkpoint and resume.
 //!
@@ -10,6 +11,7 @@
 //! thread: the caller's row processing is CPU work, and the DynamoDB source does its
 //! network I/O on the async runtime behind a small channel.
 
+pub mod bigtable;
 pub mod dynamo;
 pub mod export;
 
@@ -39,6 +41,11 @@ pub enum Cursor {
         hash: String,
         /// `r`.
         range: Vec<u8>,
+    },
+    /// Bigtable: the key of the last row read (resume strictly after it).
+    RowKey {
+        /// Row key bytes.
+        after: Vec<u8>,
     },
     /// The segment is exhausted.
     End,
@@ -116,6 +123,9 @@ pub enum SourceError {
         /// The error with its code.
         message: String,
     },
+    /// A Bigtable request failed for good (after retries of transient codes).
+    #[error(transparent)]
+    Bigtable(#[from] ::bigtable::BigtableError),
     /// The cursor in a checkpoint does not belong to this kind of source.
     #[error("segment {segment}: checkpoint cursor {cursor:?} does not fit this source")]
     BadCursor {
@@ -139,17 +149,33 @@ pub trait SegmentReader: Send {
     fn next_page(&mut self) -> Result<Option<Page>, SourceError>;
 }
 
+/// Schema `store:` types whose index tables live in DynamoDB (live or exported).
+pub const DYNAMO_STORES: &[&str] = &["aws", "aws-dynamo"];
+/// Schema `store:` types whose index tables live in Bigtable.
+pub const BIGTABLE_STORES: &[&str] = &["gcp", "gcp-columnkey", "bigtable", "bigtable-hashed"];
+
 /// A source of index rows: lists tables, splits them into segments, reads segments.
 #[async_trait::async_trait]
 pub trait IndexSource: Send + Sync {
     /// `dynamodb://region` or the export location, for logs and the checkpoint fingerprint.
     fn describe(&self) -> String;
 
+    /// The schema `store:` types this source holds the index tables of; periods of
+    /// other stores are skipped (and reported) when scanning it.
+    fn index_stores(&self) -> &'static [&'static str];
+
     /// Every table the source holds.
     async fn tables(&self) -> Result<Vec<TableInfo>, SourceError>;
 
     /// The segments of one table.
     async fn segments(&self, table: &str) -> Result<Vec<SegmentInfo>, SourceError>;
+
+    /// The segments an earlier [`IndexSource::segments`] call named `names`, for
+    /// resuming checkpoints taken in them; `None` when this source cannot re-create
+    /// them (the scan then starts the table over).
+    fn resume_segments(&self, _table: &str, _names: &[String]) -> Option<Vec<SegmentInfo>> {
+        None
+    }
 
     /// Opens a segment at `cursor` (blocking; call it from the thread that will read it).
     fn open_segment(

@@ -254,10 +254,27 @@ struct Fingerprint {
 pub const SCAN_STATE_DIR: &str = ".blocksconvert-scanner";
 
 impl Fingerprint {
-    /// `<SCAN_STATE_DIR>/<table>.<sha256 of this fingerprint>.done.json`.
+    /// True when `other` is the same scan, perhaps split into other segments.
+    fn same_scan_as(&self, other: &Self) -> bool {
+        Self {
+            segments: Vec::new(),
+            ..self.clone()
+        } == Self {
+            segments: Vec::new(),
+            ..other.clone()
+        }
+    }
+
+    /// `<SCAN_STATE_DIR>/<table>.<sha256 of this fingerprint>.done.json`. How the
+    /// table was split is left out: it does not change what was scanned (and a
+    /// Bigtable table's key ranges differ from one SampleRowKeys call to the next).
     fn done_key(&self) -> String {
         use sha2::Digest;
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let canonical = serde_json::to_vec(&Self {
+            segments: Vec::new(),
+            ..self.clone()
+        })
+        .unwrap_or_default();
         let digest = sha2::Sha256::digest(&canonical);
         let hex = hex::encode(&digest[..12]);
         let table: String = self
@@ -298,7 +315,8 @@ pub async fn scan(
         .into_iter()
         .map(|t| (t.name, t.approx_items))
         .collect();
-    let (tables, skipped_periods) = select::select_tables(schema, &listed, &cfg.tables, today())?;
+    let (tables, skipped_periods) =
+        select::select_tables(schema, &listed, &cfg.tables, source.index_stores(), today())?;
     for s in &skipped_periods {
         tracing::warn!(from = %s.from, reason = %s.reason, "period skipped");
     }
@@ -336,8 +354,8 @@ async fn scan_table(
 ) -> Result<TableOutcome, ScanError> {
     let dir = TableDir::new(&cfg.work_dir, &table.name);
     *progress.table.lock().unwrap_or_else(|p| p.into_inner()) = table.name.clone();
-    let segments = source.segments(&table.name).await?;
-    let fingerprint = Fingerprint {
+    let mut segments = source.segments(&table.name).await?;
+    let mut fingerprint = Fingerprint {
         source: source.describe(),
         table: table.name.clone(),
         segments: segments.iter().map(|s| s.name.clone()).collect(),
@@ -374,6 +392,18 @@ async fn scan_table(
     }
     let old: Option<Fingerprint> =
         read_json(&dir.fingerprint()).map_err(|e| ScanError::io(&dir.fingerprint(), e))?;
+    if let Some(o) = &old
+        && o.segments != fingerprint.segments
+        && o.same_scan_as(&fingerprint)
+        && !dir.done().exists()
+        && let Some(resumed) = source.resume_segments(&table.name, &o.segments)
+    {
+        // The source split the table differently this time (Bigtable's sampled key
+        // ranges move); carry on with the ranges the checkpoints belong to.
+        tracing::info!(table = %table.name, segments = resumed.len(), "resuming with the segments the scan started with");
+        segments = resumed;
+        fingerprint.segments = o.segments.clone();
+    }
     if old.as_ref().is_some_and(|o| *o != fingerprint) {
         tracing::warn!(table = %table.name, "work dir holds state of a different scan of this table (source, segments, tenants, schema or destination changed); starting the table over");
         std::fs::remove_dir_all(&dir.root).map_err(|e| ScanError::io(&dir.root, e))?;
@@ -659,7 +689,7 @@ impl SegmentJob {
         let mut reader = self.source.open_segment(&self.table, seg, &cp.cursor)?;
         let mut buf = RecordBuffer::default();
         let mut enc = Vec::with_capacity(256);
-        let mut days = DayFilter::new(&self.schema, &self.table);
+        let mut days = DayFilter::new(&self.schema, &self.table, self.source.index_stores());
         let mut tenants: HashMap<String, bool> = HashMap::new();
         let mut last_checkpoint = Instant::now();
         let mut page_counts = SegmentCounts::default();

@@ -1,7 +1,7 @@
 //! Which tables to scan and which rows to keep, with Cortex's flag meanings.
 //!
 //! Tables: every source table that is the index table of a convertible period
-//! (`aws`/`aws-dynamo` index, schema v9–v11; other periods are reported and skipped),
+//! (periods whose index store the source holds, schema v9–v11; other periods are reported and skipped),
 //! narrowed by `--tables`, sorted newest first, filtered by `--period-start` (inclusive)
 //! and `--period-end` (exclusive) on the table's time range, then cut to
 //! `--tables-limit`. Unlike Cortex, a table is kept when its range *overlaps* a period
@@ -90,16 +90,12 @@ pub enum SelectError {
     },
 }
 
-/// Index store types the DynamoDB sources can read.
-fn is_dynamo_store(store: &str) -> bool {
-    matches!(store, "aws" | "aws-dynamo")
-}
-
 /// Picks the tables to scan from the source's table list.
 pub fn select_tables(
     schema: &SchemaConfig,
     source_tables: &[(String, Option<u64>)],
     filter: &TableFilter,
+    stores: &[&str],
     today: i64,
 ) -> Result<(Vec<SelectedTable>, Vec<SkippedPeriod>), SelectError> {
     let mut skipped = Vec::new();
@@ -114,12 +110,13 @@ pub fn select_tables(
             });
             continue;
         }
-        if !is_dynamo_store(&p.store) {
+        if !stores.contains(&p.store.as_str()) {
             skipped.push(SkippedPeriod {
                 from: p.from.clone(),
                 reason: format!(
-                    "index store {} (only aws/aws-dynamo index tables are read)",
-                    p.store
+                    "index store {} (this --index holds {} index tables)",
+                    p.store,
+                    stores.join("/")
                 ),
             });
             continue;
@@ -230,15 +227,17 @@ pub fn select_tables(
 pub struct DayFilter<'a> {
     schema: &'a SchemaConfig,
     table: String,
+    stores: &'a [&'a str],
     cache: HashMap<i64, bool>,
 }
 
 impl<'a> DayFilter<'a> {
-    /// For one table.
-    pub fn new(schema: &'a SchemaConfig, table: &str) -> Self {
+    /// For one table of a source holding the index tables of `stores`.
+    pub fn new(schema: &'a SchemaConfig, table: &str, stores: &'a [&'a str]) -> Self {
         Self {
             schema,
             table: table.to_owned(),
+            stores,
             cache: HashMap::new(),
         }
     }
@@ -248,7 +247,7 @@ impl<'a> DayFilter<'a> {
         *self.cache.entry(day).or_insert_with(|| {
             self.schema.config_for_day(day).is_some_and(|p| {
                 p.is_convertible()
-                    && is_dynamo_store(&p.store)
+                    && self.stores.contains(&p.store.as_str())
                     && p.index_table_for_day(day) == self.table
             })
         })
@@ -367,7 +366,14 @@ mod tests {
         .map(|n| (n.to_string(), None))
         .collect();
         let today = 18590;
-        let (all, skipped) = select_tables(&s, &src, &TableFilter::default(), today).expect("ok");
+        let (all, skipped) = select_tables(
+            &s,
+            &src,
+            &TableFilter::default(),
+            index_source::DYNAMO_STORES,
+            today,
+        )
+        .expect("ok");
         assert_eq!(names(&all), ["idx_2655", "idx_2654", "idx_2650"]);
         assert_eq!(skipped.len(), 1);
         let f = TableFilter {
@@ -375,7 +381,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            names(&select_tables(&s, &src, &f, today).expect("ok").0),
+            names(
+                &select_tables(&s, &src, &f, index_source::DYNAMO_STORES, today)
+                    .expect("ok")
+                    .0
+            ),
             ["idx_2655", "idx_2654"]
         );
         // period start inclusive, end exclusive, on the table's [start, end) range.
@@ -385,7 +395,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            names(&select_tables(&s, &src, &f, today).expect("ok").0),
+            names(
+                &select_tables(&s, &src, &f, index_source::DYNAMO_STORES, today)
+                    .expect("ok")
+                    .0
+            ),
             ["idx_2654"]
         );
         let f = TableFilter {
@@ -393,7 +407,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            names(&select_tables(&s, &src, &f, today).expect("ok").0),
+            names(
+                &select_tables(&s, &src, &f, index_source::DYNAMO_STORES, today)
+                    .expect("ok")
+                    .0
+            ),
             ["idx_2650"]
         );
         let f = TableFilter {
@@ -401,7 +419,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            select_tables(&s, &src, &f, today),
+            select_tables(&s, &src, &f, index_source::DYNAMO_STORES, today),
             Err(SelectError::UnknownTable(_))
         ));
     }
@@ -409,10 +427,10 @@ mod tests {
     #[test]
     fn days_of_unconvertible_periods_are_rejected() {
         let s = schema();
-        let mut f = DayFilter::new(&s, "idx_2650");
+        let mut f = DayFilter::new(&s, "idx_2650", index_source::DYNAMO_STORES);
         assert!(f.accepts(18550));
         assert!(!f.accepts(18549)); // v6 period, and another table's day
-        let mut f = DayFilter::new(&s, "idx_2655");
+        let mut f = DayFilter::new(&s, "idx_2655", index_source::DYNAMO_STORES);
         assert!(f.accepts(18586));
         assert!(!f.accepts(18550));
     }

@@ -6,9 +6,12 @@
 //! without re-reading finished work, and never overwrite work the scheduler started.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+mod support;
+
+use support::*;
 
 use base64::Engine;
 use blocksconvert_tests::{DynaliteServer, MotoServer, corpus_dir, moto_options, upload_tree};
@@ -20,44 +23,6 @@ use storage::StoreLocation;
 
 /// (tenant, day) → series → chunk IDs (sorted).
 type Grouping = BTreeMap<(String, i64), BTreeMap<String, Vec<String>>>;
-
-const TOTAL_ROWS: u64 = 11_140;
-
-fn schema() -> PathBuf {
-    corpus_dir().join("schema.yaml")
-}
-
-fn export_dir() -> PathBuf {
-    corpus_dir().join("dynamodb-export")
-}
-
-fn scanner(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_blocksconvert-scanner"));
-    c.arg("--schema")
-        .arg(schema())
-        .arg("--quiet")
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "warn");
-    c
-}
-
-fn check(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "scanner failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run(args: &[&str]) -> String {
-    check(scanner(args).output().expect("run scanner"))
-}
 
 /// The grouping the fixture index implies: every series→chunk row, once.
 fn index_grouping() -> Grouping {
@@ -139,26 +104,6 @@ fn read_plans(dir: &Path) -> Grouping {
     g
 }
 
-/// Every plan file below `dir` with its bytes.
-fn plan_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let Ok(users) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for u in users {
-        let u = u.expect("entry").path();
-        for f in std::fs::read_dir(&u).expect("tenant dir") {
-            let f = f.expect("entry").path();
-            let name = f.file_name().expect("name").to_string_lossy().into_owned();
-            if Compression::from_name(&name).is_some() {
-                let rel = format!("{}/{name}", u.file_name().expect("name").to_string_lossy());
-                out.insert(rel, std::fs::read(&f).expect("read plan"));
-            }
-        }
-    }
-    out
-}
-
 /// Creates the index tables in DynamoDB (Cortex's key schema) and loads every item of
 /// the fixture export.
 async fn load_index(endpoint: &str) -> u64 {
@@ -183,32 +128,6 @@ async fn load_index(endpoint: &str) -> u64 {
         total += items.len() as u64;
     }
     total
-}
-
-fn rows_this_run(stdout: &str) -> u64 {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("scanned "))
-        .unwrap_or_else(|| panic!("no summary line in {stdout}"));
-    line.split_whitespace()
-        .nth(3)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("bad summary line {line}"))
-}
-
-/// Sum of "N uploaded" over the per-table summary lines.
-fn uploaded(stdout: &str) -> u64 {
-    stdout
-        .lines()
-        .filter(|l| l.starts_with("table "))
-        .filter_map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let i = words
-                .iter()
-                .position(|w| w.trim_end_matches(',') == "uploaded")?;
-            words.get(i.checked_sub(1)?)?.parse::<u64>().ok()
-        })
-        .sum()
 }
 
 #[test]
@@ -452,33 +371,6 @@ fn filters_select_exactly_what_they_say() {
     .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cortex_index_9999"));
-}
-
-/// Sum of `rows_read` over every segment checkpoint of every table, and whether any
-/// segment of the first table is checkpointed but the table is not finished.
-fn checkpointed_rows(work: &Path) -> (u64, usize, usize) {
-    let (mut rows, mut checkpoints, mut done) = (0, 0, 0);
-    let Ok(tables) = std::fs::read_dir(work.join("tables")) else {
-        return (0, 0, 0);
-    };
-    for t in tables {
-        let t = t.expect("t").path();
-        for s in std::fs::read_dir(&t).expect("table dir") {
-            let cp = s.expect("s").path().join("checkpoint.json");
-            let Ok(bytes) = std::fs::read(&cp) else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-                continue;
-            };
-            rows += v["counts"]["rows_read"].as_u64().unwrap_or(0);
-            checkpoints += 1;
-            if v["done"].as_bool() == Some(true) {
-                done += 1;
-            }
-        }
-    }
-    (rows, checkpoints, done)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
