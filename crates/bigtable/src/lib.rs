@@ -198,7 +198,8 @@ fn transient(code: tonic::Code) -> bool {
 pub struct Client {
     data: data::bigtable_client::BigtableClient<Channel>,
     admin: admin::bigtable_table_admin_client::BigtableTableAdminClient<Channel>,
-    auth: Option<Arc<dyn gcp_auth::TokenProvider>>,
+    /// Google only: credentials, found on first use.
+    auth: Option<Arc<tokio::sync::OnceCell<Arc<dyn gcp_auth::TokenProvider>>>>,
     instance_path: String,
     cfg: BigtableConfig,
     endpoint: String,
@@ -226,8 +227,16 @@ pub enum KeyBound {
 
 impl Client {
     /// Sets up channels to the emulator or to Google (connecting lazily) and, for
-    /// Google, the credentials.
+    /// Google, finds the credentials now (so a missing one fails at start).
     pub async fn connect(cfg: BigtableConfig) -> Result<Self, BigtableError> {
+        let client = Self::new(cfg)?;
+        client.token_provider().await?;
+        Ok(client)
+    }
+
+    /// Like [`Client::connect`], but credentials are looked up on the first request
+    /// (usable outside a runtime; an error then surfaces on first use).
+    pub fn new(cfg: BigtableConfig) -> Result<Self, BigtableError> {
         let emulator = cfg.emulator.clone().or_else(|| {
             std::env::var(EMULATOR_ENV)
                 .ok()
@@ -247,10 +256,12 @@ impl Client {
                 let tls = ClientTlsConfig::new().with_webpki_roots();
                 let data_ch = channel(DATA_ENDPOINT, Some(tls.clone()), &cfg)?;
                 let admin_ch = channel(ADMIN_ENDPOINT, Some(tls), &cfg)?;
-                let auth = gcp_auth::provider()
-                    .await
-                    .map_err(|e| BigtableError::Credentials(error_chain(&e)))?;
-                (data_ch, admin_ch, Some(auth), DATA_ENDPOINT.to_owned())
+                (
+                    data_ch,
+                    admin_ch,
+                    Some(Arc::default()),
+                    DATA_ENDPOINT.to_owned(),
+                )
             }
         };
         let max = 256 * 1024 * 1024;
@@ -274,6 +285,23 @@ impl Client {
     /// The endpoint the client talks to (the emulator's address or Google's).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Google's credentials (none for the emulator), found once.
+    async fn token_provider(
+        &self,
+    ) -> Result<Option<Arc<dyn gcp_auth::TokenProvider>>, BigtableError> {
+        let Some(cell) = &self.auth else {
+            return Ok(None);
+        };
+        let provider = cell
+            .get_or_try_init(|| async {
+                gcp_auth::provider()
+                    .await
+                    .map_err(|e| BigtableError::Credentials(error_chain(&e)))
+            })
+            .await?;
+        Ok(Some(Arc::clone(provider)))
     }
 
     fn table_path(&self, table: &str) -> String {
@@ -301,7 +329,7 @@ impl Client {
         if let Ok(v) = tonic::metadata::MetadataValue::try_from(routing) {
             req.metadata_mut().insert("x-goog-request-params", v);
         }
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = self.token_provider().await? {
             let token = auth
                 .token(&[scope])
                 .await

@@ -28,7 +28,7 @@ use tsdb_block::meta::BlockMeta;
 use tsdb_block::segment::SegmentWriter;
 
 use crate::encode::{EncodedSeries, encode_series, snap_timestamps};
-use crate::fetch::{ChunkStores, FetchError, Fetched, fetch_remote, read_local, safe_object_path};
+use crate::fetch::{ChunkStores, FetchError, Fetched, read_local, safe_object_path};
 use crate::labels::{LabelConflict, normalise, to_text};
 use crate::merge::{MergeScratch, MergeStats, Run, merge_series};
 use crate::report::{BadChunk, BadChunkKind, PlanReport, QuarantinedSeries};
@@ -226,23 +226,18 @@ fn convert_into(
             let user = &user;
             let stream = rx
                 .map(|mut task| async move {
-                    let fetched = futures::stream::iter(task.ids.clone())
-                        .map(|id| async move {
-                            let Ok(key) = ChunkKey::parse_for_user(&id, user) else {
-                                return Ok(Fetched::Missing); // the worker reports the bad ID
-                            };
-                            let object = key.object_path();
-                            if !safe_object_path(&object) {
-                                return Ok(Fetched::Missing);
-                            }
-                            fetch_remote(stores.for_chunk(key.from), &object, policy).await
+                    // Invalid IDs and unsafe paths are fetched as nothing; the worker
+                    // reports them.
+                    let keys: Vec<Option<ChunkKey>> = task
+                        .ids
+                        .iter()
+                        .map(|id| {
+                            ChunkKey::parse_for_user(id, user)
+                                .ok()
+                                .filter(|k| safe_object_path(&k.object_path()))
                         })
-                        .buffered(16)
-                        .collect::<Vec<_>>()
-                        .await
-                        .into_iter()
-                        .collect::<Result<Vec<_>, _>>();
-                    task.fetched = Some(fetched);
+                        .collect();
+                    task.fetched = Some(stores.fetch_chunks(&keys, policy).await);
                     task
                 })
                 .buffered(conc);
@@ -499,9 +494,13 @@ impl Worker {
             let bytes = match got {
                 Fetched::Found(b) => b,
                 Fetched::Missing => {
+                    let table = stores.chunk_table(key.from);
                     out.bad.push(bad(
                         BadChunkKind::Missing,
-                        format!("object {} not found", store.describe(&object)),
+                        format!(
+                            "object {} not found",
+                            store.describe(&object, table.as_deref())
+                        ),
                     ));
                     continue;
                 }
@@ -545,7 +544,7 @@ impl Worker {
             if let Err(e) = decode_samples(chunk.encoding, chunk.data, &mut self.ts, &mut self.vs) {
                 out.bad.push(bad(
                     BadChunkKind::Undecodable,
-                    format!("chunk {}: {e}", store.describe(&object)),
+                    format!("chunk {}: {e}", store.describe(&object, None)),
                 ));
                 continue;
             }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
+use cortex_chunk::ChunkKey;
 use cortex_index::DAY_MS;
 use cortex_index::schema::SchemaConfig;
 use storage::{StorageError, StoreLocation};
@@ -68,58 +69,270 @@ impl Default for FetchPolicy {
     }
 }
 
+/// Schema `object_store` types whose chunks Cortex kept in Bigtable tables.
+pub const BIGTABLE_CHUNK_STORES: &[&str] = &["bigtable", "gcp", "gcp-columnkey", "bigtable-hashed"];
+
+/// One place chunks are read from.
+#[derive(Debug, Clone)]
+pub enum ChunkStore {
+    /// Objects at their Cortex keys in a directory or bucket.
+    Objects(StoreLocation),
+    /// Rows of the schema's chunk tables in a Bigtable instance (row key = the
+    /// chunk's external key, cell `f:c` = the object).
+    Bigtable(bigtable::Client),
+}
+
+impl ChunkStore {
+    /// The local root, when this is a local directory.
+    pub fn local_root(&self) -> Option<&FsPath> {
+        match self {
+            Self::Objects(l) => l.local_root(),
+            Self::Bigtable(_) => None,
+        }
+    }
+
+    /// A chunk's full name for messages.
+    pub fn describe(&self, object: &str, table: Option<&str>) -> String {
+        match self {
+            Self::Objects(l) => l.describe(object),
+            Self::Bigtable(c) => format!(
+                "{} table {} row {object}",
+                c.url(),
+                table.unwrap_or("(none)")
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for ChunkStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Objects(l) => write!(f, "{l}"),
+            Self::Bigtable(c) => f.write_str(&c.url()),
+        }
+    }
+}
+
 /// Chunk stores by Cortex object-store type, selected per chunk through the schema.
 #[derive(Debug, Clone)]
 pub struct ChunkStores {
-    default: StoreLocation,
-    by_type: Vec<(String, StoreLocation)>,
+    default: ChunkStore,
+    by_type: Vec<(String, ChunkStore)>,
     schema: Option<SchemaConfig>,
 }
+
+/// The chunk stores cannot serve the schema.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ChunkStoresError(String);
 
 impl ChunkStores {
     /// One store for every chunk, or per period type once [`Self::with_store`] adds
     /// more and a schema is given.
-    pub fn new(default: StoreLocation, schema: Option<SchemaConfig>) -> Self {
+    pub fn new(default: impl Into<ChunkStore>, schema: Option<SchemaConfig>) -> Self {
         Self {
-            default,
+            default: default.into(),
             by_type: Vec::new(),
             schema,
         }
     }
 
     /// Serves periods whose `object_store` (or `store`) is `store_type` from `location`.
-    pub fn with_store(mut self, store_type: &str, location: StoreLocation) -> Self {
-        self.by_type.push((store_type.to_owned(), location));
+    pub fn with_store(mut self, store_type: &str, location: impl Into<ChunkStore>) -> Self {
+        self.by_type.push((store_type.to_owned(), location.into()));
         self
+    }
+
+    /// Checks that every Bigtable store can find its tables: a schema whose periods
+    /// served from Bigtable all name their chunk tables.
+    pub fn check(&self) -> Result<(), ChunkStoresError> {
+        let uses_bigtable = std::iter::once(&self.default)
+            .chain(self.by_type.iter().map(|(_, s)| s))
+            .any(|s| matches!(s, ChunkStore::Bigtable(_)));
+        if !uses_bigtable {
+            return Ok(());
+        }
+        let Some(schema) = &self.schema else {
+            return Err(ChunkStoresError(
+                "chunks in Bigtable need --schema (its chunks: prefix and period name the tables)"
+                    .into(),
+            ));
+        };
+        for p in &schema.configs {
+            if p.is_convertible()
+                && matches!(
+                    self.store_for_type(p.chunk_store()),
+                    ChunkStore::Bigtable(_)
+                )
+                && p.chunks.is_none()
+            {
+                return Err(ChunkStoresError(format!(
+                    "the period from {} reads chunks from Bigtable but has no chunks: table config",
+                    p.from
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn store_for_type(&self, store_type: &str) -> &ChunkStore {
+        self.by_type
+            .iter()
+            .find(|(n, _)| n == store_type)
+            .map_or(&self.default, |(_, l)| l)
     }
 
     /// The store holding a chunk that starts at `from_ms`. The period is chosen with
     /// `from_i <= day < from_{i+1}` on the chunk's own start, as Cortex's composite
     /// store does when writing (fixes W14's off-by-one on the first day of a period).
-    pub fn for_chunk(&self, from_ms: i64) -> &StoreLocation {
+    pub fn for_chunk(&self, from_ms: i64) -> &ChunkStore {
         if self.by_type.is_empty() {
             return &self.default;
         }
-        let store_type = self
+        match self
             .schema
             .as_ref()
             .and_then(|s| s.config_for_day(from_ms.div_euclid(DAY_MS)))
-            .map(|p| p.chunk_store());
-        store_type
-            .and_then(|t| self.by_type.iter().find(|(n, _)| n == t))
-            .map_or(&self.default, |(_, l)| l)
+        {
+            Some(p) => self.store_for_type(p.chunk_store()),
+            None => &self.default,
+        }
+    }
+
+    /// The Bigtable chunk table of a chunk starting at `from_ms` (Cortex's
+    /// `ChunkTableFor`: the period of the chunk's start, `chunks.prefix` + its period
+    /// number); `None` without a schema or a `chunks:` config.
+    pub fn chunk_table(&self, from_ms: i64) -> Option<String> {
+        let p = self
+            .schema
+            .as_ref()?
+            .config_for_day(from_ms.div_euclid(DAY_MS))?;
+        Some(p.chunks.as_ref()?.table_for(from_ms))
     }
 
     /// Every store (the default first).
-    pub fn locations(&self) -> impl Iterator<Item = &StoreLocation> {
+    pub fn stores(&self) -> impl Iterator<Item = &ChunkStore> {
         std::iter::once(&self.default).chain(self.by_type.iter().map(|(_, l)| l))
     }
 
     /// True when every store is a local directory (chunks are read synchronously on
     /// the worker threads, without an async hop per object).
     pub fn all_local(&self) -> bool {
-        self.default.local_root().is_some()
-            && self.by_type.iter().all(|(_, l)| l.local_root().is_some())
+        self.stores().all(|s| s.local_root().is_some())
+    }
+
+    /// Fetches the chunks `keys` (results in the same order; `None` keys, invalid IDs
+    /// the caller reports itself, come back [`Fetched::Missing`]). Objects are read
+    /// with up to 16 requests in flight; Bigtable chunks with one ReadRows per table
+    /// for the whole batch.
+    pub async fn fetch_chunks(
+        &self,
+        keys: &[Option<ChunkKey>],
+        policy: FetchPolicy,
+    ) -> Result<Vec<Fetched>, FetchError> {
+        use futures::StreamExt;
+        let mut out: Vec<Fetched> = vec![Fetched::Missing; keys.len()];
+        // (table, row key, index in `keys`) per Bigtable client.
+        let mut rows: Vec<(bigtable::Client, String, bytes::Bytes, usize)> = Vec::new();
+        let mut objects: Vec<(StoreLocation, String, usize)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let Some(key) = key else { continue };
+            let object = key.object_path();
+            match self.for_chunk(key.from) {
+                ChunkStore::Objects(l) => objects.push((l.clone(), object, i)),
+                ChunkStore::Bigtable(c) => match self.chunk_table(key.from) {
+                    Some(t) => rows.push((c.clone(), t, bytes::Bytes::from(object), i)),
+                    None => {
+                        return Err(FetchError::Permanent {
+                            object,
+                            reason: "no chunks: table config for its period".into(),
+                        });
+                    }
+                },
+            }
+        }
+        let fetched: Vec<(usize, Result<Fetched, FetchError>)> = futures::stream::iter(objects)
+            .map(|(l, object, i)| async move { (i, fetch_remote(&l, &object, policy).await) })
+            .buffered(16)
+            .collect()
+            .await;
+        for (i, r) in fetched {
+            out[i] = r?;
+        }
+        rows.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
+        for group in rows.chunk_by(|a, b| a.1 == b.1 && a.0.url() == b.0.url()) {
+            let (client, table) = (&group[0].0, &group[0].1);
+            for batch in group.chunks(BIGTABLE_KEYS_PER_READ) {
+                let wanted: Vec<bytes::Bytes> = batch.iter().map(|r| r.2.clone()).collect();
+                let found = tokio::time::timeout(
+                    policy.timeout,
+                    client.read_keys(table, &wanted, BIGTABLE_CHUNK_FAMILY),
+                )
+                .await
+                .map_err(|_| FetchError::Exhausted {
+                    object: format!("{} table {table} ({} rows)", client.url(), wanted.len()),
+                    attempts: 1,
+                    last: "ReadRows timed out".into(),
+                })?
+                .map_err(|e| bigtable_fetch_error(client, table, wanted.len(), e))?;
+                let mut by_key: std::collections::HashMap<bytes::Bytes, bytes::Bytes> = found
+                    .into_iter()
+                    .filter_map(|row| {
+                        let value = row
+                            .cells
+                            .into_iter()
+                            .find(|c| c.qualifier.as_ref() == BIGTABLE_CHUNK_COLUMN)?
+                            .value;
+                        Some((row.key, value))
+                    })
+                    .collect();
+                for (_, _, key, i) in batch {
+                    if let Some(v) = by_key.remove(key) {
+                        out[*i] = Fetched::Found(v);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Row keys asked per ReadRows when fetching chunks from Bigtable.
+const BIGTABLE_KEYS_PER_READ: usize = 500;
+/// Cortex's chunk cell: family `f`, qualifier `c`.
+const BIGTABLE_CHUNK_FAMILY: &str = "f";
+const BIGTABLE_CHUNK_COLUMN: &[u8] = b"c";
+
+fn bigtable_fetch_error(
+    client: &bigtable::Client,
+    table: &str,
+    rows: usize,
+    e: bigtable::BigtableError,
+) -> FetchError {
+    let object = format!("{} table {table} ({rows} rows)", client.url());
+    if e.is_transient() {
+        FetchError::Exhausted {
+            object,
+            attempts: 0,
+            last: e.to_string(),
+        }
+    } else {
+        FetchError::Permanent {
+            object,
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl From<StoreLocation> for ChunkStore {
+    fn from(l: StoreLocation) -> Self {
+        Self::Objects(l)
+    }
+}
+
+impl From<bigtable::Client> for ChunkStore {
+    fn from(c: bigtable::Client) -> Self {
+        Self::Bigtable(c)
     }
 }
 

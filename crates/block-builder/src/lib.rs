@@ -25,7 +25,10 @@ use std::time::Instant;
 
 pub use convert::LocalBlock;
 pub use existing::ExistingBlocks;
-pub use fetch::{ChunkStores, FetchError, FetchPolicy};
+pub use fetch::{
+    BIGTABLE_CHUNK_STORES, ChunkStore, ChunkStores, ChunkStoresError, FetchError, FetchPolicy,
+    Fetched,
+};
 pub use report::{BadChunkKind, PlanReport, PlanStatus};
 use storage::{StorageError, StoreLocation};
 use tsdb_block::{BlockError, BlockMeta};

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use block_builder::{BuildConfig, ChunkStores, FetchPolicy};
+use block_builder::{BuildConfig, ChunkStore, ChunkStores, FetchPolicy};
 use clap::Args;
 use cortex_index::schema::SchemaConfig;
 use storage::{StorageOptions, StoreLocation};
@@ -33,6 +33,30 @@ pub enum FlagsError {
     },
 }
 
+/// Opens a chunk store a flag names: a directory or object store URL, or
+/// `bigtable://<project>/<instance>` for chunks in Cortex's Bigtable chunk tables.
+fn open_chunk_store(
+    flag: &'static str,
+    spec: &str,
+    storage: &StorageOptions,
+) -> Result<ChunkStore, FlagsError> {
+    if spec.starts_with("bigtable://") {
+        let mut cfg =
+            bigtable::BigtableConfig::from_url(spec).map_err(|e| FlagsError::Invalid {
+                flag,
+                reason: e.to_string(),
+            })?;
+        cfg.emulator = storage.bigtable_emulator.clone().filter(|e| !e.is_empty());
+        cfg.request_timeout = storage.request_timeout;
+        let client = bigtable::Client::new(cfg).map_err(|e| FlagsError::Invalid {
+            flag,
+            reason: e.to_string(),
+        })?;
+        return Ok(ChunkStore::Bigtable(client));
+    }
+    Ok(ChunkStore::Objects(open_flag(flag, spec, storage, false)?))
+}
+
 /// Opens the location a flag names; an error names the flag.
 fn open_flag(
     flag: &'static str,
@@ -47,7 +71,9 @@ fn open_flag(
 /// The chunk store(s) to read: `--chunks` plus per-period `--chunks-store`.
 #[derive(Args, Debug, Clone)]
 pub struct ChunkStoreFlags {
-    /// Chunk store: directory or URL holding objects at their Cortex keys.
+    /// Chunk store: directory or URL holding objects at their Cortex keys, or
+    /// `bigtable://<project>/<instance>` for chunks in Cortex's Bigtable chunk tables
+    /// (needs --schema: its `chunks:` config names the tables).
     #[arg(long, env = "BLOCKSCONVERT_CHUNKS")]
     pub chunks: String,
     /// Extra chunk store for periods whose schema `object_store` is TYPE (TYPE=URL);
@@ -64,7 +90,7 @@ impl ChunkStoreFlags {
         storage: &StorageOptions,
     ) -> Result<ChunkStores, FlagsError> {
         let mut stores = ChunkStores::new(
-            open_flag("--chunks", &self.chunks, storage, false)?,
+            open_chunk_store("--chunks", &self.chunks, storage)?,
             schema.clone(),
         );
         for spec in &self.chunks_store {
@@ -80,8 +106,12 @@ impl ChunkStoreFlags {
                     reason: format!("needs --schema to know which periods use {kind:?}"),
                 });
             }
-            stores = stores.with_store(kind, open_flag("--chunks-store", url, storage, false)?);
+            stores = stores.with_store(kind, open_chunk_store("--chunks-store", url, storage)?);
         }
+        stores.check().map_err(|e| FlagsError::Invalid {
+            flag: "--chunks",
+            reason: e.to_string(),
+        })?;
         Ok(stores)
     }
 }

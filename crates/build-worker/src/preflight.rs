@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use block_builder::ChunkStores;
+use block_builder::{ChunkStore, ChunkStores};
 use storage::{StorageError, StoreLocation};
 
 /// How long one probe may take: enough for a slow endpoint, far below the minutes
@@ -42,16 +42,42 @@ pub async fn writable(what: &'static str, location: &StoreLocation) -> Result<()
 /// Probes the blocks destination for writing and every chunk store for reading.
 pub async fn builder(stores: &ChunkStores, blocks: &StoreLocation) -> Result<(), PreflightError> {
     writable("--output", blocks).await?;
-    for store in stores.locations() {
-        store
-            .probe_readable(DEADLINE)
-            .await
-            .map_err(|source| PreflightError {
-                what: "chunk store",
-                location: store.to_string(),
-                need: "readable",
-                source,
-            })?;
+    for store in stores.stores() {
+        match store {
+            ChunkStore::Objects(location) => {
+                location
+                    .probe_readable(DEADLINE)
+                    .await
+                    .map_err(|source| PreflightError {
+                        what: "chunk store",
+                        location: location.to_string(),
+                        need: "readable",
+                        source,
+                    })?
+            }
+            ChunkStore::Bigtable(client) => {
+                tokio::time::timeout(DEADLINE, client.list_tables())
+                    .await
+                    .map_err(|_| PreflightError {
+                        what: "chunk store",
+                        location: client.url(),
+                        need: "readable",
+                        source: storage::StorageError::BadLocation {
+                            location: client.url(),
+                            reason: format!("no answer within {DEADLINE:?}"),
+                        },
+                    })?
+                    .map_err(|e| PreflightError {
+                        what: "chunk store",
+                        location: client.url(),
+                        need: "readable",
+                        source: storage::StorageError::BadLocation {
+                            location: client.url(),
+                            reason: e.to_string(),
+                        },
+                    })?;
+            }
+        }
     }
     Ok(())
 }

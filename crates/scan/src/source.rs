@@ -23,11 +23,6 @@ pub struct IndexFlags {
     #[arg(long, env = "BLOCKSCONVERT_INDEX")]
     pub index: String,
 
-    /// Bigtable emulator `host:port` (default: `BIGTABLE_EMULATOR_HOST`, as Google's
-    /// clients read it; unset = Google with application default credentials).
-    #[arg(long = "bigtable.emulator", env = "BIGTABLE_EMULATOR_HOST")]
-    pub bigtable_emulator: Option<String>,
-
     /// Most key ranges (from SampleRowKeys) a Bigtable table is read in, in parallel.
     #[arg(
         long = "bigtable.ranges",
@@ -101,7 +96,7 @@ impl IndexFlags {
             return Ok(Arc::new(source));
         }
         if self.index.starts_with("bigtable://") {
-            let client = bigtable::Client::connect(self.bigtable_config(&self.index)?)
+            let client = bigtable::Client::connect(self.bigtable_config(&self.index, storage)?)
                 .await
                 .map_err(index_source::SourceError::from)?;
             let source = BigtableSource::new(
@@ -122,12 +117,16 @@ impl IndexFlags {
     }
 
     /// Bigtable settings for `url` (`bigtable://<project>/<instance>`) from these flags.
-    pub fn bigtable_config(&self, url: &str) -> Result<bigtable::BigtableConfig, ScanError> {
+    pub fn bigtable_config(
+        &self,
+        url: &str,
+        storage: &StorageOptions,
+    ) -> Result<bigtable::BigtableConfig, ScanError> {
         let mut cfg = bigtable::BigtableConfig::from_url(url).map_err(|e| ScanError::Flag {
             flag: "--index",
             reason: e.to_string(),
         })?;
-        cfg.emulator = self.bigtable_emulator.clone().filter(|e| !e.is_empty());
+        cfg.emulator = storage.bigtable_emulator.clone().filter(|e| !e.is_empty());
         cfg.max_attempts = self.bigtable_max_attempts.max(1);
         cfg.request_timeout = self.bigtable_request_timeout;
         Ok(cfg)

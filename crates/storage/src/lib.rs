@@ -145,6 +145,36 @@ pub struct StorageOptions {
         alias = "blocks-storage.s3.insecure"
     )]
     pub s3_insecure: bool,
+    /// GCS endpoint, e.g. a local emulator `http://127.0.0.1:4443` (default: Google;
+    /// `STORAGE_EMULATOR_HOST`, as Google's clients read it, works too). Without
+    /// Google credentials in the environment, requests to it are not signed.
+    #[arg(long = "gcs.endpoint", env = "BLOCKSCONVERT_GCS_ENDPOINT")]
+    pub gcs_endpoint: Option<String>,
+    /// Azure storage account (default: `AZURE_STORAGE_ACCOUNT_NAME`).
+    #[arg(
+        long = "azure.account-name",
+        env = "BLOCKSCONVERT_AZURE_ACCOUNT_NAME",
+        alias = "blocks-storage.azure.account-name"
+    )]
+    pub azure_account_name: Option<String>,
+    /// Azure storage account key (default: `AZURE_STORAGE_ACCOUNT_KEY`, SAS or a
+    /// managed identity).
+    #[arg(
+        long = "azure.account-key",
+        env = "BLOCKSCONVERT_AZURE_ACCOUNT_KEY",
+        alias = "blocks-storage.azure.account-key",
+        hide_env_values = true
+    )]
+    pub azure_account_key: Option<String>,
+    /// Azure Blob account URL, e.g. Azurite's `http://127.0.0.1:10000/devstoreaccount1`
+    /// (default: `https://<account>.blob.core.windows.net`).
+    #[arg(long = "azure.endpoint", env = "BLOCKSCONVERT_AZURE_ENDPOINT")]
+    pub azure_endpoint: Option<String>,
+    /// Bigtable emulator `host:port` for `bigtable://` locations (default:
+    /// `BIGTABLE_EMULATOR_HOST`, as Google's clients read it; unset = Google with
+    /// application default credentials).
+    #[arg(long = "bigtable.emulator", env = "BIGTABLE_EMULATOR_HOST")]
+    pub bigtable_emulator: Option<String>,
     /// Per-request timeout for remote object stores.
     #[arg(long = "storage.request-timeout", env = "BLOCKSCONVERT_STORAGE_REQUEST_TIMEOUT",
           default_value = "60s", value_parser = humantime::parse_duration)]
@@ -166,6 +196,11 @@ impl Default for StorageOptions {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             s3_insecure: false,
+            gcs_endpoint: None,
+            azure_account_name: None,
+            azure_account_key: None,
+            azure_endpoint: None,
+            bigtable_emulator: None,
             request_timeout: Duration::from_secs(60),
             max_retries: 5,
         }
@@ -204,6 +239,14 @@ pub struct StoreLocation {
     /// they come from, for the error of a failed probe.
     credentials_hint: Option<&'static str>,
 }
+
+/// Environment variables that give Google Cloud Storage credentials.
+const GOOGLE_CREDENTIAL_VARS: &[&str] = &[
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_SERVICE_ACCOUNT",
+    "GOOGLE_SERVICE_ACCOUNT_PATH",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+];
 
 /// Where credentials come from when none of `vars` is set and no flag gave them.
 fn missing_credentials(vars: &[&str], flags: bool, hint: &'static str) -> Option<&'static str> {
@@ -267,23 +310,57 @@ impl StoreLocation {
             }
             "gs" => {
                 let bucket = url.host_str().ok_or_else(|| bad("no bucket".into()))?;
-                Arc::new(
-                    object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                        .with_bucket_name(bucket)
-                        .with_retry(opts.retry())
-                        .with_client_options(opts.client())
-                        .build()
-                        .map_err(|e| bad(e.to_string()))?,
-                )
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(opts.retry());
+                let endpoint = opts.gcs_endpoint.clone().or_else(|| {
+                    std::env::var("STORAGE_EMULATOR_HOST")
+                        .ok()
+                        .filter(|v| !v.trim().is_empty())
+                        .map(|v| {
+                            if v.contains("://") {
+                                v
+                            } else {
+                                format!("http://{v}")
+                            }
+                        })
+                });
+                match endpoint {
+                    Some(e) => {
+                        b = b
+                            .with_base_url(e.trim_end_matches('/'))
+                            .with_client_options(opts.client().with_allow_http(true));
+                        if missing_credentials(GOOGLE_CREDENTIAL_VARS, false, "").is_some() {
+                            // An emulator takes unsigned requests.
+                            b = b.with_skip_signature(true);
+                        }
+                    }
+                    None => b = b.with_client_options(opts.client()),
+                }
+                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
             }
-            "az" | "azure" | "abfs" | "abfss" => Arc::new(
-                object_store::azure::MicrosoftAzureBuilder::from_env()
+            "az" | "azure" | "abfs" | "abfss" => {
+                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
                     .with_url(spec)
-                    .with_retry(opts.retry())
-                    .with_client_options(opts.client())
-                    .build()
-                    .map_err(|e| bad(e.to_string()))?,
-            ),
+                    .with_retry(opts.retry());
+                if let Some(a) = &opts.azure_account_name {
+                    b = b.with_account(a);
+                }
+                if let Some(k) = &opts.azure_account_key {
+                    b = b.with_access_key(k);
+                }
+                match &opts.azure_endpoint {
+                    Some(e) => {
+                        b = b
+                            .with_endpoint(e.trim_end_matches('/').to_owned())
+                            .with_client_options(
+                                opts.client().with_allow_http(e.starts_with("http://")),
+                            );
+                    }
+                    None => b = b.with_client_options(opts.client()),
+                }
+                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            }
             other => {
                 return Err(bad(format!(
                     "unsupported scheme {other:?} (use s3://, gs://, az://, file:// or a directory)"
@@ -302,13 +379,8 @@ impl StoreLocation {
                 "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or --s3.access-key-id and --s3.secret-access-key), or run with an instance or IRSA role",
             ),
             "gs" => missing_credentials(
-                &[
-                    "GOOGLE_APPLICATION_CREDENTIALS",
-                    "GOOGLE_SERVICE_ACCOUNT",
-                    "GOOGLE_SERVICE_ACCOUNT_PATH",
-                    "GOOGLE_SERVICE_ACCOUNT_KEY",
-                ],
-                false,
+                GOOGLE_CREDENTIAL_VARS,
+                opts.gcs_endpoint.is_some(),
                 "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run with a workload identity",
             ),
             _ => missing_credentials(
@@ -319,7 +391,7 @@ impl StoreLocation {
                     "AZURE_CLIENT_ID",
                     "AZURE_STORAGE_USE_EMULATOR",
                 ],
-                false,
+                opts.azure_account_key.is_some(),
                 "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or a SAS key, or a managed identity's AZURE_CLIENT_ID)",
             ),
         };

@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use block_builder::ChunkStores;
 use block_builder::labels::{normalise, to_text};
+use block_builder::{ChunkStores, FetchPolicy, Fetched};
 use cortex_chunk::encoding::decode_samples;
 use cortex_chunk::{ChunkKey, decode_object};
 use cortex_index::DAY_MS;
@@ -160,21 +160,32 @@ async fn read_series(
 ) -> SeriesRead {
     let mut objects: Vec<(String, ChunkKey, _)> = Vec::with_capacity(ids.len());
     let (mut missing_chunks, mut bad_chunks) = (0, 0);
-    for id in &ids {
-        let Ok(key) = ChunkKey::parse_for_user(id, &user) else {
-            bad_chunks += 1;
-            continue;
-        };
-        let store = stores.for_chunk(key.from).clone();
-        match store.get(&key.object_path()).await {
-            Ok(bytes) => objects.push((id.clone(), key, bytes)),
-            Err(e) if e.is_not_found() => missing_chunks += 1,
-            // A store failure is not a property of the data: report it as an error of
-            // the chunk (counted as bad), the day then shows the series as differing.
-            Err(e) => {
-                tracing::warn!(chunk = %id, error = %e, "chunk fetch failed");
-                bad_chunks += 1;
+    let keys: Vec<Option<ChunkKey>> = ids
+        .iter()
+        .map(|id| ChunkKey::parse_for_user(id, &user).ok())
+        .collect();
+    bad_chunks += keys.iter().filter(|k| k.is_none()).count() as u64;
+    // No retries: verify reads what the store answers now.
+    let policy = FetchPolicy {
+        retries: 0,
+        ..FetchPolicy::default()
+    };
+    match stores.fetch_chunks(&keys, policy).await {
+        Ok(fetched) => {
+            for ((id, key), got) in ids.iter().zip(keys).zip(fetched) {
+                let Some(key) = key else { continue };
+                match got {
+                    Fetched::Found(bytes) => objects.push((id.clone(), key, bytes)),
+                    Fetched::Missing => missing_chunks += 1,
+                }
             }
+        }
+        // A store failure is not a property of the data: report it as an error of
+        // the series' chunks (counted as bad), the day then shows the series as
+        // differing.
+        Err(e) => {
+            tracing::warn!(error = %e, "chunk fetch failed");
+            bad_chunks += keys.iter().filter(|k| k.is_some()).count() as u64;
         }
     }
     // Replicas rank by (from, through, chunk ID); a chunk's metadata reproduces its
