@@ -79,7 +79,7 @@ pub enum ChunkStore {
     Objects(StoreLocation),
     /// Rows of the schema's chunk tables in a Bigtable instance (row key = the
     /// chunk's external key, cell `f:c` = the object).
-    Bigtable(bigtable::Client),
+    Bigtable(Box<bigtable::Client>),
 }
 
 impl ChunkStore {
@@ -241,7 +241,7 @@ impl ChunkStores {
             match self.for_chunk(key.from) {
                 ChunkStore::Objects(l) => objects.push((l.clone(), object, i)),
                 ChunkStore::Bigtable(c) => match self.chunk_table(key.from) {
-                    Some(t) => rows.push((c.clone(), t, bytes::Bytes::from(object), i)),
+                    Some(t) => rows.push(((**c).clone(), t, bytes::Bytes::from(object), i)),
                     None => {
                         return Err(FetchError::Permanent {
                             object,
@@ -332,7 +332,7 @@ impl From<StoreLocation> for ChunkStore {
 
 impl From<bigtable::Client> for ChunkStore {
     fn from(c: bigtable::Client) -> Self {
-        Self::Bigtable(c)
+        Self::Bigtable(Box::new(c))
     }
 }
 

@@ -52,7 +52,7 @@ fn open_chunk_store(
             flag,
             reason: e.to_string(),
         })?;
-        return Ok(ChunkStore::Bigtable(client));
+        return Ok(ChunkStore::from(client));
     }
     Ok(ChunkStore::Objects(open_flag(flag, spec, storage, false)?))
 }
