@@ -600,8 +600,13 @@ impl Client {
                     table_name: path.clone(),
                     app_profile_id: self.cfg.app_profile.clone(),
                     rows: Some(rows),
-                    filter: Some(data::RowFilter {
-                        filter: Some(Filter::Chain(Chain { filters })),
+                    // A chain needs two filters or more.
+                    filter: Some(if filters.len() == 1 {
+                        filters.remove(0)
+                    } else {
+                        data::RowFilter {
+                            filter: Some(Filter::Chain(Chain { filters })),
+                        }
                     }),
                     rows_limit: i64::try_from(limit).unwrap_or(i64::MAX),
                     ..Default::default()
