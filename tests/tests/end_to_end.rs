@@ -1,5 +1,7 @@
-//! The three services as separate processes over real backends: the corpus index in
-//! DynamoDB (dynalite), chunks, plans and blocks in S3 (moto). The scanner plans,
+//! The three services as separate processes over real backends, once per backend
+//! family: the corpus index in DynamoDB (dynalite) with chunks, plans and blocks in S3
+//! (moto); and the index in Bigtable (Google's emulator) with chunks in GCS
+//! (fake-gcs-server), plans and blocks in Azure Blob (Azurite). The scanner plans,
 //! the scheduler leases to two builders, `blocksconvert verify` then finds every
 //! tenant-day of the corpus identical to its chunks. While the services run, their
 //! `/metrics` are scraped and every metric the Grafana dashboard and the alert rules
@@ -13,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use blocksconvert_tests::pki::{TestPki, http_call};
 use blocksconvert_tests::{
-    DynaliteServer, MotoServer, corpus_dir, free_port, moto_options, s3_flags, upload_tree,
-    wait_for_port, workspace_bin,
+    Azurite, BigtableEmulator, DynaliteServer, GcsEmulator, MotoServer, bigtable_fixture,
+    corpus_dir, free_port, moto_options, s3_flags, upload_tree, wait_for_port, workspace_bin,
 };
 use storage::StoreLocation;
 
@@ -90,17 +92,28 @@ fn deploy_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy")
 }
 
+/// Where one end-to-end run reads and writes, as flags.
+struct Backend {
+    /// `--schema` file.
+    schema: String,
+    /// `--index` plus the flags its source needs.
+    index: Vec<String>,
+    /// `--chunks` value.
+    chunks: String,
+    /// Plans and blocks locations.
+    plans: String,
+    blocks: String,
+    /// Storage flags (endpoints, credentials) every process takes.
+    storage: Vec<String>,
+    /// SIGKILL the scanner mid-table once, then run it again to the end.
+    kill_scanner: bool,
+}
+
 #[test]
 fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
     let blocksconvert = workspace_bin("blocksconvert-cli", "blocksconvert");
-    let scanner = workspace_bin("blocksconvert-scanner", "blocksconvert-scanner");
-    let scheduler = workspace_bin("blocksconvert-scheduler", "blocksconvert-scheduler");
-    let builder = workspace_bin("blocksconvert-builder", "blocksconvert-builder");
     let tmp = tempfile::tempdir().expect("tmp");
-    let log = |name: &str| tmp.path().join(format!("{name}.log"));
     let corpus = corpus_dir();
-    let schema = corpus.join("schema.yaml").display().to_string();
-
     let dynalite = DynaliteServer::start();
     let moto = MotoServer::start();
     for b in ["chunks", "plans", "blocks"] {
@@ -110,42 +123,179 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
     let chunks =
         StoreLocation::open("s3://chunks", &moto_options(&moto), false).expect("chunks bucket");
     rt.block_on(upload_tree(&corpus.join("chunks"), &chunks));
-    let s3 = s3_flags(&moto.endpoint);
 
     // The index into DynamoDB, as Cortex's tables.
-    let out = command(&blocksconvert, &log("load-index"))
+    let log = tmp.path().join("load-index.log");
+    let out = command(&blocksconvert, &log)
         .args(["load-index", "--export"])
         .arg(corpus.join("dynamodb-export"))
         .args(["--dynamodb.endpoint", &dynalite.endpoint])
         .output()
         .expect("load-index");
-    check("load-index", &out, &log("load-index"));
+    check("load-index", &out, &log);
+    three_services_then_verify(
+        tmp.path(),
+        &Backend {
+            schema: corpus.join("schema.yaml").display().to_string(),
+            index: vec![
+                "--index".into(),
+                "dynamodb://us-east-1".into(),
+                "--dynamodb.endpoint".into(),
+                dynalite.endpoint.clone(),
+            ],
+            chunks: "s3://chunks".into(),
+            plans: "s3://plans".into(),
+            blocks: "s3://blocks".into(),
+            storage: s3_flags(&moto.endpoint),
+            kill_scanner: false,
+        },
+    );
+}
 
-    // Scanner: live tables → plans in S3.
-    let scanner_metrics = tmp.path().join("scanner.prom");
-    let out = command(&scanner, &log("scanner"))
-        .args(["--schema", &schema, "--index", "dynamodb://us-east-1"])
-        .args([
-            "--dynamodb.endpoint",
-            &dynalite.endpoint,
-            "--plans",
-            "s3://plans",
+/// Google Cloud and Azure: the index in Bigtable (`gcp` layout, Cortex's raw cells in
+/// Google's emulator), chunks in GCS (fake-gcs-server), plans and blocks in Azure
+/// Blob (Azurite); the scanner is SIGKILLed mid-table and resumed.
+#[test]
+fn scanner_scheduler_two_builders_then_verify_on_bigtable_gcs_and_azure() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let corpus = corpus_dir();
+    let emulator = BigtableEmulator::start();
+    let gcs = GcsEmulator::start();
+    let azurite = Azurite::start();
+    gcs.create_bucket("chunks");
+    gcs.upload_tree("chunks", &corpus.join("chunks"));
+    azurite.create_container("migration");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut cfg = bigtable::BigtableConfig::new("cortex", "index");
+        cfg.emulator = Some(emulator.host.clone());
+        let client = bigtable::Client::connect(cfg).await.expect("client");
+        for e in std::fs::read_dir(bigtable_fixture("gcp")).expect("fixture") {
+            let path = e.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            if let Some(table) = name.strip_suffix(".jsonl.gz") {
+                bigtable::dump::load_dump(&client, table, &path)
+                    .await
+                    .expect("load");
+            }
+        }
+    });
+    let mut storage = azurite.flags();
+    storage.extend(["--gcs.endpoint".into(), gcs.endpoint.clone()]);
+    storage.extend(["--bigtable.emulator".into(), emulator.host.clone()]);
+    three_services_then_verify(
+        tmp.path(),
+        &Backend {
+            schema: corpus
+                .join("bigtable/schema-gcp.yaml")
+                .display()
+                .to_string(),
+            index: vec!["--index".into(), "bigtable://cortex/index".into()],
+            chunks: "gs://chunks".into(),
+            plans: "az://migration/plans".into(),
+            blocks: "az://migration/blocks".into(),
+            storage,
+            kill_scanner: true,
+        },
+    );
+}
+
+/// Rows the scanner's checkpoints under `work` account for.
+fn checkpointed_rows(work: &Path) -> u64 {
+    let mut rows = 0;
+    let Ok(tables) = std::fs::read_dir(work.join("tables")) else {
+        return 0;
+    };
+    for t in tables.flatten() {
+        for s in std::fs::read_dir(t.path()).into_iter().flatten().flatten() {
+            let Ok(bytes) = std::fs::read(s.path().join("checkpoint.json")) else {
+                continue;
+            };
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                rows += v["counts"]["rows_read"].as_u64().unwrap_or(0);
+            }
+        }
+    }
+    rows
+}
+
+/// Rows "read by this run" in the scanner's summary.
+fn rows_this_run(text: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with("scanned "))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no scanner summary in {text}"))
+}
+
+fn three_services_then_verify(tmp: &Path, b: &Backend) {
+    let blocksconvert = workspace_bin("blocksconvert-cli", "blocksconvert");
+    let scanner = workspace_bin("blocksconvert-scanner", "blocksconvert-scanner");
+    let scheduler = workspace_bin("blocksconvert-scheduler", "blocksconvert-scheduler");
+    let builder = workspace_bin("blocksconvert-builder", "blocksconvert-builder");
+    let log = |name: &str| tmp.join(format!("{name}.log"));
+    let schema = b.schema.clone();
+    let s3 = &b.storage;
+
+    // Scanner: live tables → plans.
+    let scanner_metrics = tmp.join("scanner.prom");
+    let scan = |extra: &[&str]| {
+        let mut c = command(&scanner, &log("scanner"));
+        c.args(["--schema", &schema])
+            .args(&b.index)
+            .args(["--plans", &b.plans])
+            .arg("--work-dir")
+            .arg(tmp.join("scan"))
+            .arg("--metrics-file")
+            .arg(&scanner_metrics)
+            .arg("--quiet")
+            .args(s3)
+            .args(extra);
+        c
+    };
+    let mut killed_at = 0;
+    if b.kill_scanner {
+        let mut child = scan(&[
+            "--checkpoint-interval",
+            "50ms",
+            "--max-rows-per-second",
+            "2000",
         ])
-        .arg("--work-dir")
-        .arg(tmp.path().join("scan"))
-        .arg("--metrics-file")
-        .arg(&scanner_metrics)
-        .arg("--quiet")
-        .args(&s3)
-        .output()
+        .stdout(Stdio::null())
+        .spawn()
         .expect("scanner");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while checkpointed_rows(&tmp.join("scan")) < 1000 {
+            assert!(Instant::now() < deadline, "no scanner checkpoint appeared");
+            assert!(
+                child.try_wait().expect("poll").is_none(),
+                "the scanner finished before it could be killed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        killed_at = checkpointed_rows(&tmp.join("scan"));
+    }
+    let out = scan(&[]).output().expect("scanner");
     let text = check("scanner", &out, &log("scanner"));
     assert!(text.contains("scanned"), "{text}");
+    if b.kill_scanner {
+        assert_eq!(
+            rows_this_run(&text),
+            11_140 - killed_at,
+            "the resumed scan reads only what its checkpoints did not cover:\n{text}"
+        );
+    }
 
     // Scheduler and two builders, with mutual TLS and a token file.
-    let pki = TestPki::generate(&tmp.path().join("pki"));
+    let pki = TestPki::generate(&tmp.join("pki"));
     let token = "end-to-end-token-0123456789abcdef";
-    let token_file = tmp.path().join("token");
+    let token_file = tmp.join("token");
     std::fs::write(&token_file, format!("{token}\n")).expect("token file");
     let https = pki.https_agent();
     let (grpc, http) = (free_port(), free_port());
@@ -162,9 +312,9 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
     let child = command(&scheduler, &log("scheduler"))
         .args([
             "--blocks",
-            "s3://blocks",
+            &b.blocks,
             "--plans",
-            "s3://plans",
+            &b.plans,
             "--lease-ttl",
             "6s",
             "--heartbeat",
@@ -176,7 +326,7 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
         .args(pki.server_flags(true))
         .arg("--auth.token-file")
         .arg(&token_file)
-        .args(&s3)
+        .args(s3)
         .stdout(Stdio::null())
         .spawn()
         .expect("scheduler");
@@ -188,21 +338,16 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
         let child = command(&builder, &log(name))
             .args(["--scheduler", &format!("127.0.0.1:{grpc}"), "--name", name])
             .args([
-                "--chunks",
-                "s3://chunks",
-                "--output",
-                "s3://blocks",
-                "--schema",
-                &schema,
+                "--chunks", &b.chunks, "--output", &b.blocks, "--schema", &schema,
             ])
             .arg("--work-dir")
-            .arg(tmp.path().join(name))
+            .arg(tmp.join(name))
             .args(["--lease-wait", "1s", "--workers", "1"])
             .args(["--metrics.listen", &format!("127.0.0.1:{port}")])
             .args(pki.client_flags(true))
             .arg("--auth.token-file")
             .arg(&token_file)
-            .args(&s3)
+            .args(s3)
             .stdout(Stdio::null())
             .spawn()
             .expect("builder");
@@ -285,20 +430,14 @@ fn scanner_scheduler_two_builders_then_verify_on_dynalite_and_moto() {
         assert!(out.status.success(), "{name}: {}\n{}", out.status, logs());
     }
 
-    // verify: re-read DynamoDB and the chunk bucket, compare with the blocks bucket.
+    // verify: re-read the index and the chunks, compare with the blocks.
     let out = command(&blocksconvert, &log("verify"))
-        .args([
-            "verify",
-            "--schema",
-            &schema,
-            "--index",
-            "dynamodb://us-east-1",
-        ])
-        .args(["--dynamodb.endpoint", &dynalite.endpoint])
-        .args(["--chunks", "s3://chunks", "--blocks", "s3://blocks"])
+        .args(["verify", "--schema", &schema])
+        .args(&b.index)
+        .args(["--chunks", &b.chunks, "--blocks", &b.blocks])
         .arg("--work-dir")
-        .arg(tmp.path().join("verify"))
-        .args(&s3)
+        .arg(tmp.join("verify"))
+        .args(s3)
         .output()
         .expect("verify");
     let text = check("verify", &out, &log("verify"));
