@@ -3,7 +3,8 @@
 //! Bigtable clients wrote it (Google's `cbtemulator`), chunks as GCS objects
 //! (fake-gcs-server) or as rows of Cortex's Bigtable chunk tables, plans and blocks in
 //! Azure Blob (Azurite). Every tenant-day must hold exactly Cortex's expected samples
-//! and verify must agree. One emulator of each kind serves the whole suite.
+//! and verify must agree, also when the schema's periods keep chunks in different
+//! stores. One emulator of each kind serves the whole suite.
 
 mod support;
 
@@ -196,6 +197,82 @@ async fn convert_and_verify_on_bigtable_gcs_and_azure() {
         "az://migration/blocks",
         "--work-dir",
         &tmp.path().join("v-2").display().to_string(),
+    ]));
+    let out = run(&args);
+    assert!(
+        out.contains("verified 9 tenant-days: 9 OK, 0 with differences"),
+        "{out}"
+    );
+
+    // 3. Periods pick the chunk store (W14): chunks that start before 2020-11-19 are
+    //    in a directory (holding nothing else), later ones only in Bigtable.
+    let older = tmp.path().join("older-chunks");
+    let cut_ms: i64 = 18_585 * DAY_MS;
+    let mut copied = 0;
+    for tenant in std::fs::read_dir(corpus_dir().join("chunks")).expect("chunks") {
+        let tenant = tenant.expect("entry").path();
+        for chunk in std::fs::read_dir(&tenant).expect("tenant dir") {
+            let chunk = chunk.expect("entry").path();
+            let name = chunk
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            let fields: Vec<&str> = name.split(':').collect();
+            let from = match fields.len() {
+                4 => i64::from_str_radix(fields[1], 16).expect("hex from"),
+                _ => fields[1].parse().expect("decimal from"),
+            };
+            if from < cut_ms {
+                let dest = older.join(tenant.file_name().expect("tenant")).join(&name);
+                std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+                std::fs::copy(&chunk, dest).expect("copy");
+                copied += 1;
+            }
+        }
+    }
+    assert!(copied > 1000, "{copied} older chunks");
+    let mixed = tmp.path().join("schema-mixed.yaml");
+    let text = std::fs::read_to_string(schema("bigtable-hashed")).expect("schema");
+    // The first (v9) period's chunks go to the filesystem store instead.
+    let first = text.find("object_store: bigtable").expect("object_store");
+    let mixed_text = format!(
+        "{}object_store: filesystem{}",
+        &text[..first],
+        &text[first + "object_store: bigtable".len()..]
+    );
+    std::fs::write(&mixed, mixed_text).expect("write schema");
+    let mut common = strings(&[
+        "--schema",
+        &mixed.display().to_string(),
+        "--index",
+        &index,
+        "--bigtable.emulator",
+        &emulator.host,
+        "--chunks",
+        &older.display().to_string(),
+        "--chunks-store",
+        &format!("bigtable={index}"),
+    ]);
+    let blocks_3 = tmp.path().join("blocks-3");
+    let mut args = strings(&["convert"]);
+    args.extend(common.iter().cloned());
+    args.extend(strings(&[
+        "--output",
+        &blocks_3.display().to_string(),
+        "--work-dir",
+        &tmp.path().join("w-3").display().to_string(),
+    ]));
+    let out = run(&args);
+    assert!(out.contains("9 converted"), "{out}");
+    assert_expected_blocks(&blocks_3, "chunks per period: directory, then Bigtable");
+    let mut args = strings(&["verify"]);
+    args.append(&mut common);
+    args.extend(strings(&[
+        "--blocks",
+        &blocks_3.display().to_string(),
+        "--work-dir",
+        &tmp.path().join("v-3").display().to_string(),
     ]));
     let out = run(&args);
     assert!(
