@@ -47,7 +47,7 @@ impl Default for BigtableIndexOptions {
     fn default() -> Self {
         Self {
             segments: 16,
-            page_rows: 2000,
+            page_rows: 500,
         }
     }
 }
@@ -127,6 +127,49 @@ pub fn entries_of_row(row: &Row, out: &mut Vec<IndexRow>) -> u64 {
         return skipped;
     }
     column_key_entries(key, row, out)
+}
+
+/// Cortex's Bigtable index layouts (the schema's `store:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `gcp`: row key `hash \0 range`, one cell `f:c`.
+    Gcp,
+    /// `gcp-columnkey` / `bigtable`: row key = hash, qualifier = range.
+    ColumnKey,
+    /// `bigtable-hashed`: row key = hash prefix `-` hash, qualifier = range.
+    HashedColumnKey,
+}
+
+impl Layout {
+    /// The layout of a schema `store:` value.
+    pub fn from_store(store: &str) -> Option<Self> {
+        match store {
+            "gcp" => Some(Self::Gcp),
+            "gcp-columnkey" | "bigtable" => Some(Self::ColumnKey),
+            "bigtable-hashed" => Some(Self::HashedColumnKey),
+            _ => None,
+        }
+    }
+
+    /// Where Cortex writes an index entry: (row key, column qualifier) in family `f`.
+    pub fn cell_for(self, hash: &str, range: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        match self {
+            Self::Gcp => {
+                let mut key = Vec::with_capacity(hash.len() + 1 + range.len());
+                key.extend_from_slice(hash.as_bytes());
+                key.push(0);
+                key.extend_from_slice(range);
+                (key, b"c".to_vec())
+            }
+            Self::ColumnKey => (hash.as_bytes().to_vec(), range.to_vec()),
+            Self::HashedColumnKey => {
+                let mut key = hash_prefix(hash.as_bytes()).to_vec();
+                key.push(b'-');
+                key.extend_from_slice(hash.as_bytes());
+                (key, range.to_vec())
+            }
+        }
+    }
 }
 
 fn column_key_entries(hash: &[u8], row: &Row, out: &mut Vec<IndexRow>) -> u64 {
@@ -457,6 +500,23 @@ mod tests {
         let key = b"0000000000000000-h3";
         entries_of_row(&row(key, &[b"q"]), &mut out);
         assert_eq!(out[0].hash, "0000000000000000-h3");
+    }
+
+    #[test]
+    fn layouts_round_trip() {
+        for layout in [Layout::Gcp, Layout::ColumnKey, Layout::HashedColumnKey] {
+            let (key, qualifier) = layout.cell_for("42:d18584:abc", b"r\0x\0");
+            let mut out = Vec::new();
+            assert_eq!(entries_of_row(&row(&key, &[&qualifier]), &mut out), 0);
+            assert_eq!(
+                out,
+                vec![IndexRow {
+                    hash: "42:d18584:abc".into(),
+                    range: b"r\0x\0".to_vec()
+                }],
+                "{layout:?}"
+            );
+        }
     }
 
     #[test]
