@@ -671,6 +671,42 @@ impl BigtableEmulator {
             .unwrap_or(0)
     }
 
+    /// Loads the corpus's Bigtable dump of `variant` (raw cells; the loader knows
+    /// nothing of Cortex's layouts) into `project`/`instance`, only the tables `keep`
+    /// accepts. Returns the cells written.
+    pub async fn load_fixture(
+        &self,
+        project: &str,
+        variant: &str,
+        instance: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> usize {
+        let mut cfg = bigtable::BigtableConfig::new(project, instance);
+        cfg.emulator = Some(self.host.clone());
+        let client = bigtable::Client::connect(cfg)
+            .await
+            .expect("Bigtable client");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(bigtable_fixture(variant))
+            .expect("fixture dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        let mut cells = 0;
+        for path in files {
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            if let Some(table) = name.strip_suffix(".jsonl.gz").filter(|t| keep(t)) {
+                cells += bigtable::dump::load_dump(&client, table, &path)
+                    .await
+                    .expect("load dump");
+            }
+        }
+        cells
+    }
+
     /// Kills the emulator (its data is gone).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -929,16 +965,13 @@ fn http_date(t: std::time::SystemTime) -> String {
         .unwrap_or(0);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let date = cortex_index::schema::format_day(days);
+    let mut parts = date.split('-').map(|p| p.parse::<i64>().unwrap_or(1));
+    let (year, month, day) = (
+        parts.next().unwrap_or(1970),
+        parts.next().unwrap_or(1),
+        parts.next().unwrap_or(1),
+    );
     let months = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];

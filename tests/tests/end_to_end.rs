@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use blocksconvert_tests::pki::{TestPki, http_call};
 use blocksconvert_tests::{
-    Azurite, BigtableEmulator, DynaliteServer, GcsEmulator, MotoServer, bigtable_fixture,
-    corpus_dir, free_port, moto_options, s3_flags, upload_tree, wait_for_port, workspace_bin,
+    Azurite, BigtableEmulator, DynaliteServer, GcsEmulator, MotoServer, corpus_dir, free_port,
+    moto_options, s3_flags, upload_tree, wait_for_port, workspace_bin,
 };
 use storage::StoreLocation;
 
@@ -166,24 +166,7 @@ fn scanner_scheduler_two_builders_then_verify_on_bigtable_gcs_and_azure() {
     gcs.upload_tree("chunks", &corpus.join("chunks"));
     azurite.create_container("migration");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let mut cfg = bigtable::BigtableConfig::new("cortex", "index");
-        cfg.emulator = Some(emulator.host.clone());
-        let client = bigtable::Client::connect(cfg).await.expect("client");
-        for e in std::fs::read_dir(bigtable_fixture("gcp")).expect("fixture") {
-            let path = e.expect("entry").path();
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            if let Some(table) = name.strip_suffix(".jsonl.gz") {
-                bigtable::dump::load_dump(&client, table, &path)
-                    .await
-                    .expect("load");
-            }
-        }
-    });
+    rt.block_on(emulator.load_fixture("cortex", "gcp", "index", |_| true));
     let mut storage = azurite.flags();
     storage.extend(["--gcs.endpoint".into(), gcs.endpoint.clone()]);
     storage.extend(["--bigtable.emulator".into(), emulator.host.clone()]);

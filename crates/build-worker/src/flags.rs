@@ -116,6 +116,50 @@ impl ChunkStoreFlags {
     }
 }
 
+impl ChunkStoreFlags {
+    /// The chunk stores when the index is `index`: as [`ChunkStoreFlags::open`], and
+    /// when the index is a Bigtable instance, periods that keep chunks in Bigtable
+    /// (`object_store: bigtable`, `gcp`, …) without a store of their own read them from
+    /// the index's instance, as Cortex did by default.
+    pub fn open_beside_index(
+        &self,
+        schema: Option<SchemaConfig>,
+        storage: &StorageOptions,
+        index: &str,
+    ) -> Result<ChunkStores, FlagsError> {
+        let mut stores = self.open(schema.clone(), storage)?;
+        let (Some(schema), true) = (&schema, index.starts_with("bigtable://")) else {
+            return Ok(stores);
+        };
+        let given: Vec<&str> = self
+            .chunks_store
+            .iter()
+            .filter_map(|s| s.split_once('=').map(|(kind, _)| kind))
+            .collect();
+        let mut kinds: Vec<&str> = schema
+            .configs
+            .iter()
+            .filter(|p| p.is_convertible())
+            .map(|p| p.chunk_store())
+            .filter(|k| block_builder::BIGTABLE_CHUNK_STORES.contains(k) && !given.contains(k))
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        if kinds.is_empty() || self.chunks.starts_with("bigtable://") {
+            return Ok(stores);
+        }
+        let instance = open_chunk_store("--index", index, storage)?;
+        for kind in kinds {
+            stores = stores.with_store(kind, instance.clone());
+        }
+        stores.check().map_err(|e| FlagsError::Invalid {
+            flag: "--schema",
+            reason: e.to_string(),
+        })?;
+        Ok(stores)
+    }
+}
+
 /// Chunk sources, blocks destination and build tuning.
 #[derive(Args, Debug, Clone)]
 pub struct BuildFlags {
@@ -165,6 +209,14 @@ impl BuildFlags {
     pub fn chunk_stores(&self) -> Result<ChunkStores, FlagsError> {
         let schema = self.schema.as_deref().map(SchemaConfig::load).transpose()?;
         self.chunk_stores.open(schema, &self.storage)
+    }
+
+    /// The chunk stores of a command that also reads the index `index` (Bigtable
+    /// chunk periods default to the index's instance).
+    pub fn chunk_stores_beside_index(&self, index: &str) -> Result<ChunkStores, FlagsError> {
+        let schema = self.schema.as_deref().map(SchemaConfig::load).transpose()?;
+        self.chunk_stores
+            .open_beside_index(schema, &self.storage, index)
     }
 
     /// The blocks destination.

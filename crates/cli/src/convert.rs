@@ -139,7 +139,7 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         },
         plans,
         plans_url,
-        stores: b.chunk_stores()?,
+        stores: b.chunk_stores_beside_index(&a.index.index)?,
         blocks: b.blocks()?,
         build,
         builders: a.builders.max(1),

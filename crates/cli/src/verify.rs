@@ -106,7 +106,9 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     files.sort();
 
     let cfg = VerifyConfig {
-        stores: a.chunks.open(Some(schema), &a.storage)?,
+        stores: a
+            .chunks
+            .open_beside_index(Some(schema), &a.storage, &a.index.index)?,
         blocks: StoreLocation::open(&a.blocks, &a.storage, false).context("--blocks")?,
         work_dir: work_dir.join("blocks"),
         fetch_concurrency: a.fetch_concurrency,

@@ -11,7 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use blocksconvert_tests::{
-    Azurite, BigtableEmulator, GcsEmulator, bigtable_fixture, corpus_dir, expected, read_block,
+    Azurite, BigtableEmulator, GcsEmulator, corpus_dir, expected, read_block,
 };
 use support::*;
 
@@ -25,22 +25,9 @@ fn schema(variant: &str) -> PathBuf {
 
 /// Loads every table of a fixture variant into `instance` (raw cells).
 async fn load(emulator: &BigtableEmulator, variant: &str, instance: &str) {
-    let mut cfg = bigtable::BigtableConfig::new(PROJECT, instance);
-    cfg.emulator = Some(emulator.host.clone());
-    let client = bigtable::Client::connect(cfg).await.expect("client");
-    for entry in std::fs::read_dir(bigtable_fixture(variant)).expect("fixture dir") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        if let Some(table) = name.strip_suffix(".jsonl.gz") {
-            bigtable::dump::load_dump(&client, table, &path)
-                .await
-                .expect("load dump");
-        }
-    }
+    emulator
+        .load_fixture(PROJECT, variant, instance, |_| true)
+        .await;
 }
 
 /// Every tenant-day below `blocks` holds exactly one block with Cortex's samples.
@@ -73,6 +60,29 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// `convert` with `common` + `convert_args`, then `verify` of `blocks` with `common`:
+/// all 9 tenant-days converted, all 9 verified OK.
+fn convert_then_verify(common: &[String], convert_args: &[&str], blocks: &str, verify_dir: &Path) {
+    let mut args = strings(&["convert"]);
+    args.extend(common.iter().cloned());
+    args.extend(strings(convert_args));
+    let out = run(&args);
+    assert!(out.contains("9 converted"), "{out}");
+    let mut args = strings(&["verify"]);
+    args.extend(common.iter().cloned());
+    args.extend(strings(&[
+        "--blocks",
+        blocks,
+        "--work-dir",
+        &verify_dir.display().to_string(),
+    ]));
+    let out = run(&args);
+    assert!(
+        out.contains("verified 9 tenant-days: 9 OK, 0 with differences"),
+        "{out}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn convert_and_verify_on_bigtable_gcs_and_azure() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -88,7 +98,7 @@ async fn convert_and_verify_on_bigtable_gcs_and_azure() {
     let index = format!("bigtable://{PROJECT}/columnkey");
     let schema_1 = schema("bigtable").display().to_string();
     let blocks_1 = tmp.path().join("blocks-1");
-    let mut common = strings(&[
+    let common = strings(&[
         "--schema",
         &schema_1,
         "--index",
@@ -100,34 +110,23 @@ async fn convert_and_verify_on_bigtable_gcs_and_azure() {
         "--gcs.endpoint",
         &gcs.endpoint,
     ]);
-    let mut args = strings(&["convert"]);
-    args.extend(common.iter().cloned());
-    args.extend(strings(&[
-        "--output",
-        &blocks_1.display().to_string(),
-        "--work-dir",
-        &tmp.path().join("w-1").display().to_string(),
-        "--builders",
-        "2",
-        "--workers",
-        "1",
-    ]));
-    let out = run(&args);
-    assert!(out.contains("9 converted"), "{out}");
-    assert_expected_blocks(&blocks_1, "Bigtable index + GCS chunks");
-    let mut args = strings(&["verify"]);
-    args.append(&mut common);
-    args.extend(strings(&[
-        "--blocks",
-        &blocks_1.display().to_string(),
-        "--work-dir",
-        &tmp.path().join("v-1").display().to_string(),
-    ]));
-    let out = run(&args);
-    assert!(
-        out.contains("verified 9 tenant-days: 9 OK, 0 with differences"),
-        "{out}"
+    let blocks_1_arg = blocks_1.display().to_string();
+    convert_then_verify(
+        &common,
+        &[
+            "--output",
+            &blocks_1_arg,
+            "--work-dir",
+            &tmp.path().join("w-1").display().to_string(),
+            "--builders",
+            "2",
+            "--workers",
+            "1",
+        ],
+        &blocks_1_arg,
+        &tmp.path().join("v-1"),
     );
+    assert_expected_blocks(&blocks_1, "Bigtable index + GCS chunks");
 
     // 2. Index and chunks in Bigtable (hashed layout, Cortex's chunk tables), plans and
     //    blocks in Azure Blob.
@@ -146,22 +145,23 @@ async fn convert_and_verify_on_bigtable_gcs_and_azure() {
         &index,
     ]);
     common.extend(azurite.flags());
-    let mut args = strings(&["convert"]);
-    args.extend(common.iter().cloned());
-    args.extend(strings(&[
-        "--output",
+    convert_then_verify(
+        &common,
+        &[
+            "--output",
+            "az://migration/blocks",
+            "--plans",
+            "az://migration/plans",
+            "--work-dir",
+            &tmp.path().join("w-2").display().to_string(),
+            "--builders",
+            "2",
+            "--workers",
+            "1",
+        ],
         "az://migration/blocks",
-        "--plans",
-        "az://migration/plans",
-        "--work-dir",
-        &tmp.path().join("w-2").display().to_string(),
-        "--builders",
-        "2",
-        "--workers",
-        "1",
-    ]));
-    let out = run(&args);
-    assert!(out.contains("9 converted"), "{out}");
+        &tmp.path().join("v-2"),
+    );
     let blocks = storage::StoreLocation::open("az://migration/blocks", &azurite.options(), false)
         .expect("azure");
     let blocks_2 = tmp.path().join("blocks-2");
@@ -190,19 +190,6 @@ async fn convert_and_verify_on_bigtable_gcs_and_azure() {
         .filter(|(k, _)| k.contains(".plan"))
         .count();
     assert_eq!(plan_files, 9, "plans in Azure");
-    let mut args = strings(&["verify"]);
-    args.append(&mut common);
-    args.extend(strings(&[
-        "--blocks",
-        "az://migration/blocks",
-        "--work-dir",
-        &tmp.path().join("v-2").display().to_string(),
-    ]));
-    let out = run(&args);
-    assert!(
-        out.contains("verified 9 tenant-days: 9 OK, 0 with differences"),
-        "{out}"
-    );
 
     // 3. Periods pick the chunk store (W14): chunks that start before 2020-11-19 are
     //    in a directory (holding nothing else), later ones only in Bigtable.
@@ -242,41 +229,29 @@ async fn convert_and_verify_on_bigtable_gcs_and_azure() {
         &text[first + "object_store: bigtable".len()..]
     );
     std::fs::write(&mixed, mixed_text).expect("write schema");
-    let mut common = strings(&[
+    let common = strings(&[
         "--schema",
         &mixed.display().to_string(),
         "--index",
         &index,
         "--bigtable.emulator",
         &emulator.host,
+        // Periods with `object_store: bigtable` read the index's instance by default.
         "--chunks",
         &older.display().to_string(),
-        "--chunks-store",
-        &format!("bigtable={index}"),
     ]);
     let blocks_3 = tmp.path().join("blocks-3");
-    let mut args = strings(&["convert"]);
-    args.extend(common.iter().cloned());
-    args.extend(strings(&[
-        "--output",
-        &blocks_3.display().to_string(),
-        "--work-dir",
-        &tmp.path().join("w-3").display().to_string(),
-    ]));
-    let out = run(&args);
-    assert!(out.contains("9 converted"), "{out}");
-    assert_expected_blocks(&blocks_3, "chunks per period: directory, then Bigtable");
-    let mut args = strings(&["verify"]);
-    args.append(&mut common);
-    args.extend(strings(&[
-        "--blocks",
-        &blocks_3.display().to_string(),
-        "--work-dir",
-        &tmp.path().join("v-3").display().to_string(),
-    ]));
-    let out = run(&args);
-    assert!(
-        out.contains("verified 9 tenant-days: 9 OK, 0 with differences"),
-        "{out}"
+    let blocks_3_arg = blocks_3.display().to_string();
+    convert_then_verify(
+        &common,
+        &[
+            "--output",
+            &blocks_3_arg,
+            "--work-dir",
+            &tmp.path().join("w-3").display().to_string(),
+        ],
+        &blocks_3_arg,
+        &tmp.path().join("v-3"),
     );
+    assert_expected_blocks(&blocks_3, "chunks per period: directory, then Bigtable");
 }

@@ -21,7 +21,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::{
-    Cursor, IndexRow, IndexSource, Page, SegmentInfo, SegmentReader, SourceError, TableInfo,
+    Cursor, IndexRow, IndexSource, Page, PageChannelReader, SegmentInfo, SegmentReader,
+    SourceError, TableInfo,
 };
 
 /// Index entries parsed from Bigtable rows (Cortex's metric name).
@@ -335,10 +336,10 @@ impl IndexSource for BigtableSource {
             Cursor::Start => start,
             Cursor::RowKey { after } => KeyBound::After(Bytes::from(after.clone())),
             Cursor::End => {
-                return Ok(Box::new(BigtableRangeReader {
-                    rx: None,
-                    name: segment.name.clone(),
-                }));
+                return Ok(Box::new(PageChannelReader::new(
+                    None,
+                    stopped(&segment.name),
+                )));
             }
             Cursor::Items(_) | Cursor::DynamoKey { .. } => {
                 return Err(SourceError::BadCursor {
@@ -396,37 +397,18 @@ impl IndexSource for BigtableSource {
                 }
             }
         });
-        Ok(Box::new(BigtableRangeReader {
-            rx: Some(rx),
-            name: segment.name.clone(),
-        }))
+        Ok(Box::new(PageChannelReader::new(
+            Some(rx),
+            stopped(&segment.name),
+        )))
     }
 }
 
-struct BigtableRangeReader {
-    rx: Option<mpsc::Receiver<Result<Page, SourceError>>>,
-    name: String,
-}
-
-impl SegmentReader for BigtableRangeReader {
-    fn next_page(&mut self) -> Result<Option<Page>, SourceError> {
-        let Some(rx) = self.rx.as_mut() else {
-            return Ok(None);
-        };
-        match rx.blocking_recv() {
-            Some(Ok(page)) => {
-                if page.cursor == Cursor::End {
-                    self.rx = None;
-                }
-                Ok(Some(page))
-            }
-            Some(Err(e)) => Err(e),
-            // The fetch task ended without the last page: never treat that as the end.
-            None => Err(SourceError::Corrupt {
-                file: self.name.clone(),
-                reason: "the page fetch task stopped before the last page".into(),
-            }),
-        }
+/// The error of a page task that stopped before the range's last page.
+fn stopped(segment: &str) -> SourceError {
+    SourceError::Corrupt {
+        file: segment.to_owned(),
+        reason: "the page fetch task stopped before the last page".into(),
     }
 }
 

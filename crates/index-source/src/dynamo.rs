@@ -22,7 +22,8 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::mpsc;
 
 use crate::{
-    Cursor, IndexRow, IndexSource, Page, SegmentInfo, SegmentReader, SourceError, TableInfo,
+    Cursor, IndexRow, IndexSource, Page, PageChannelReader, SegmentInfo, SegmentReader,
+    SourceError, TableInfo,
 };
 
 /// Connection and scan settings.
@@ -271,11 +272,10 @@ impl IndexSource for DynamoSource {
         let start = match cursor {
             Cursor::Start => None,
             Cursor::End => {
-                return Ok(Box::new(DynamoSegmentReader {
-                    rx: None,
-                    ended: true,
-                    name: segment.name.clone(),
-                }));
+                return Ok(Box::new(PageChannelReader::new(
+                    None,
+                    stopped(&segment.name),
+                )));
             }
             Cursor::DynamoKey { hash, range } => Some(HashMap::from([
                 ("h".to_owned(), AttributeValue::S(hash.clone())),
@@ -310,15 +310,23 @@ impl IndexSource for DynamoSource {
                 start = next;
             }
         });
-        Ok(Box::new(DynamoSegmentReader {
-            rx: Some(rx),
-            ended: false,
-            name: segment.name.clone(),
-        }))
+        Ok(Box::new(PageChannelReader::new(
+            Some(rx),
+            stopped(&segment.name),
+        )))
     }
 }
 
 type Key = HashMap<String, AttributeValue>;
+
+/// The error of a page task that stopped before the segment's last page.
+fn stopped(segment: &str) -> SourceError {
+    SourceError::Dynamo {
+        operation: "Scan",
+        table: segment.to_owned(),
+        message: "the page fetch task stopped before the last page".into(),
+    }
+}
 
 fn build_error(table: &str, e: impl std::fmt::Display) -> SourceError {
     SourceError::Dynamo {
@@ -481,37 +489,5 @@ impl DynamoSource {
             },
             next,
         ))
-    }
-}
-
-struct DynamoSegmentReader {
-    rx: Option<mpsc::Receiver<Result<Page, SourceError>>>,
-    ended: bool,
-    name: String,
-}
-
-impl SegmentReader for DynamoSegmentReader {
-    fn next_page(&mut self) -> Result<Option<Page>, SourceError> {
-        if self.ended {
-            return Ok(None);
-        }
-        let Some(rx) = self.rx.as_mut() else {
-            return Ok(None);
-        };
-        match rx.blocking_recv() {
-            Some(Ok(page)) => {
-                if page.cursor == Cursor::End {
-                    self.ended = true;
-                }
-                Ok(Some(page))
-            }
-            Some(Err(e)) => Err(e),
-            // The fetch task ended without the last page: never treat that as the end.
-            None => Err(SourceError::Dynamo {
-                operation: "Scan",
-                table: self.name.clone(),
-                message: "the page fetch task stopped before the last page".into(),
-            }),
-        }
     }
 }

@@ -185,3 +185,48 @@ pub trait IndexSource: Send + Sync {
         cursor: &Cursor,
     ) -> Result<Box<dyn SegmentReader>, SourceError>;
 }
+
+/// The reading end of a source whose pages are fetched ahead by a task on the async
+/// runtime: blocks on the next page; a task that stops before the last page is an
+/// error (`stopped`), never the end of the segment.
+pub(crate) struct PageChannelReader {
+    rx: Option<tokio::sync::mpsc::Receiver<Result<Page, SourceError>>>,
+    stopped: SourceError,
+}
+
+impl PageChannelReader {
+    /// Reads from `rx`; `None` reads nothing (a finished segment).
+    pub(crate) fn new(
+        rx: Option<tokio::sync::mpsc::Receiver<Result<Page, SourceError>>>,
+        stopped: SourceError,
+    ) -> Self {
+        Self { rx, stopped }
+    }
+}
+
+impl SegmentReader for PageChannelReader {
+    fn next_page(&mut self) -> Result<Option<Page>, SourceError> {
+        let Some(rx) = self.rx.as_mut() else {
+            return Ok(None);
+        };
+        match rx.blocking_recv() {
+            Some(Ok(page)) => {
+                if page.cursor == Cursor::End {
+                    self.rx = None;
+                }
+                Ok(Some(page))
+            }
+            Some(Err(e)) => Err(e),
+            None => {
+                self.rx = None;
+                Err(std::mem::replace(
+                    &mut self.stopped,
+                    SourceError::Corrupt {
+                        file: String::new(),
+                        reason: "the page fetch task stopped before the last page".into(),
+                    },
+                ))
+            }
+        }
+    }
+}

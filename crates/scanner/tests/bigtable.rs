@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use blocksconvert_tests::{BigtableEmulator, bigtable_fixture, corpus_dir};
+use blocksconvert_tests::{BigtableEmulator, corpus_dir};
 use support::*;
 
 const PROJECT: &str = "cortex-fixtures";
@@ -22,30 +22,13 @@ fn variant_schema(variant: &str) -> PathBuf {
         .join(format!("schema-{variant}.yaml"))
 }
 
-/// Loads every index table of `variant` into instance `instance`; returns the cells.
+/// Loads the index tables of `variant` into instance `instance`.
 async fn load_index(emulator: &BigtableEmulator, variant: &str, instance: &str) -> usize {
-    let mut cfg = bigtable::BigtableConfig::new(PROJECT, instance);
-    cfg.emulator = Some(emulator.host.clone());
-    let client = bigtable::Client::connect(cfg).await.expect("client");
-    let mut cells = 0;
-    for entry in std::fs::read_dir(bigtable_fixture(variant)).expect("fixture dir") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        let Some(table) = name.strip_suffix(".jsonl.gz") else {
-            continue;
-        };
-        if !table.starts_with("cortex_index_") {
-            continue;
-        }
-        cells += bigtable::dump::load_dump(&client, table, &path)
-            .await
-            .expect("load dump");
-    }
-    cells
+    emulator
+        .load_fixture(PROJECT, variant, instance, |t| {
+            t.starts_with("cortex_index_")
+        })
+        .await
 }
 
 fn reference_plans(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
@@ -129,21 +112,7 @@ async fn every_bigtable_layout_scans_to_the_export_plans_and_resumes_after_sigki
     let mut child = scanner_with_schema(&variant_schema(variant), &slow)
         .spawn()
         .expect("spawn scanner");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (rows, checkpoints, done) = checkpointed_rows(&work);
-        if rows >= 1000 && checkpoints >= 2 && done < 4 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint appeared");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "the scanner finished too early"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    kill_mid_table(&mut child, &work);
     let (checkpointed, _, _) = checkpointed_rows(&work);
     assert!(checkpointed > 0 && checkpointed < TOTAL_ROWS);
     let fast: Vec<&str> = base.iter().map(String::as_str).collect();

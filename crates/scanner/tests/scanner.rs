@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 mod support;
 
@@ -413,22 +412,7 @@ async fn sigkill_mid_table_resumes_without_rereading_checkpointed_rows() {
     let mut slow: Vec<&str> = base.iter().map(String::as_str).collect();
     slow.extend(["--max-rows-per-second", "2000"]);
     let mut child = scanner(&slow).spawn().expect("spawn scanner");
-    // Kill it once some segments of the first table are checkpointed, mid-table.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (rows, checkpoints, done) = checkpointed_rows(&work);
-        if rows >= 1000 && checkpoints >= 2 && done < 4 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint appeared");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "the scanner finished too early"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    kill_mid_table(&mut child, &work);
     let (checkpointed, _, _) = checkpointed_rows(&work);
     assert!(checkpointed > 0 && checkpointed < TOTAL_ROWS);
     assert!(

@@ -126,3 +126,26 @@ pub fn checkpointed_rows(work: &Path) -> (u64, usize, usize) {
     }
     (rows, checkpoints, done)
 }
+
+/// SIGKILLs a running scanner once some segments of its first table are
+/// checkpointed (≥ 1000 rows in ≥ 2 checkpoints, not all of 4 segments done): mid-table.
+pub fn kill_mid_table(child: &mut std::process::Child, work: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (rows, checkpoints, done) = checkpointed_rows(work);
+        if rows >= 1000 && checkpoints >= 2 && done < 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint appeared"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the scanner finished too early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+}
