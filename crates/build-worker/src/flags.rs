@@ -117,18 +117,18 @@ impl ChunkStoreFlags {
 }
 
 impl ChunkStoreFlags {
-    /// The chunk stores when the index is `index`: as [`ChunkStoreFlags::open`], and
-    /// when the index is a Bigtable instance, periods that keep chunks in Bigtable
+    /// The chunk stores beside the index: as [`ChunkStoreFlags::open`], and when an
+    /// index is a Bigtable instance (`bigtable_index`), periods that keep chunks in Bigtable
     /// (`object_store: bigtable`, `gcp`, …) without a store of their own read them from
     /// the index's instance, as Cortex did by default.
     pub fn open_beside_index(
         &self,
         schema: Option<SchemaConfig>,
         storage: &StorageOptions,
-        index: &str,
+        bigtable_index: Option<&str>,
     ) -> Result<ChunkStores, FlagsError> {
         let mut stores = self.open(schema.clone(), storage)?;
-        let (Some(schema), true) = (&schema, index.starts_with("bigtable://")) else {
+        let (Some(schema), Some(index)) = (&schema, bigtable_index) else {
             return Ok(stores);
         };
         let given: Vec<&str> = self
@@ -211,12 +211,15 @@ impl BuildFlags {
         self.chunk_stores.open(schema, &self.storage)
     }
 
-    /// The chunk stores of a command that also reads the index `index` (Bigtable
-    /// chunk periods default to the index's instance).
-    pub fn chunk_stores_beside_index(&self, index: &str) -> Result<ChunkStores, FlagsError> {
+    /// The chunk stores of a command that also reads a Bigtable index
+    /// `bigtable_index` (Bigtable chunk periods default to its instance).
+    pub fn chunk_stores_beside_index(
+        &self,
+        bigtable_index: Option<&str>,
+    ) -> Result<ChunkStores, FlagsError> {
         let schema = self.schema.as_deref().map(SchemaConfig::load).transpose()?;
         self.chunk_stores
-            .open_beside_index(schema, &self.storage, index)
+            .open_beside_index(schema, &self.storage, bigtable_index)
     }
 
     /// The blocks destination.

@@ -114,7 +114,7 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
     let schema = SchemaConfig::load(schema_path).context("--schema")?;
     let root = match &b.work_dir {
         Some(d) => d.clone(),
-        None => b.work_dir_or(&default_work_dir_name(&a.index.index, &b.output))?,
+        None => b.work_dir_or(&default_work_dir_name(&a.index.describe(), &b.output))?,
     };
     // One convert per work dir: its scheduler takes this work dir's open leases as a
     // dead run's.
@@ -139,7 +139,7 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         },
         plans,
         plans_url,
-        stores: b.chunk_stores_beside_index(&a.index.index)?,
+        stores: b.chunk_stores_beside_index(a.index.bigtable())?,
         blocks: b.blocks()?,
         build,
         builders: a.builders.max(1),
@@ -148,7 +148,7 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         worker_name: format!("convert-{}", &short_digest(&root.display().to_string())),
         owns_plans: a.plans.is_none(),
     };
-    let source = a
+    let sources = a
         .index
         .open(&b.storage, &root.join("scan").join("downloads"))
         .await?;
@@ -162,7 +162,7 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
     let progress = Arc::new(ConvertProgress::default());
     let display = Display::start(a.quiet, a.builders.max(1), Arc::clone(&progress));
     let output = b.output.clone();
-    let result = convert::run(source, &schema, cfg, progress, shutdown).await;
+    let result = convert::run(sources, &schema, cfg, progress, shutdown).await;
     display.finish().await;
     let summary = result?;
     print_summary(&summary, &output, &root);

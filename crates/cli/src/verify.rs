@@ -81,7 +81,7 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     let plans = StoreLocation::local(&plans_dir, true).context("--work-dir")?;
     // The index is read afresh into plans: the comparison does not trust the plans the
     // conversion used (an index change since then shows up as a difference).
-    let source = a
+    let sources = a
         .index
         .open(&a.storage, &work_dir.join("downloads"))
         .await?;
@@ -92,7 +92,7 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
         ..ScanConfig::default()
     };
     let progress = Arc::new(scan::ScanProgress::default());
-    scan::scan(source, &schema, &plans, &scan_cfg, &progress)
+    scan::scan(&sources, &schema, &plans, &scan_cfg, &progress)
         .await
         .context("reading the index")?;
     let mut files: Vec<PathBuf> = plans
@@ -108,7 +108,7 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     let cfg = VerifyConfig {
         stores: a
             .chunks
-            .open_beside_index(Some(schema), &a.storage, &a.index.index)?,
+            .open_beside_index(Some(schema), &a.storage, a.index.bigtable())?,
         blocks: StoreLocation::open(&a.blocks, &a.storage, false).context("--blocks")?,
         work_dir: work_dir.join("blocks"),
         fetch_concurrency: a.fetch_concurrency,

@@ -3,8 +3,8 @@
 //! Bigtable clients wrote it (Google's `cbtemulator`), chunks as GCS objects
 //! (fake-gcs-server) or as rows of Cortex's Bigtable chunk tables, plans and blocks in
 //! Azure Blob (Azurite). Every tenant-day must hold exactly Cortex's expected samples
-//! and verify must agree, also when the schema's periods keep chunks in different
-//! stores. One emulator of each kind serves the whole suite.
+//! and verify must agree, also when the schema's periods keep chunks, or the index,
+//! in different stores. One emulator of each kind serves the whole suite.
 
 mod support;
 
@@ -61,13 +61,18 @@ fn strings(args: &[&str]) -> Vec<String> {
 }
 
 /// `convert` with `common` + `convert_args`, then `verify` of `blocks` with `common`:
-/// all 9 tenant-days converted, all 9 verified OK.
-fn convert_then_verify(common: &[String], convert_args: &[&str], blocks: &str, verify_dir: &Path) {
+/// all 9 tenant-days converted, all 9 verified OK. Returns convert's output.
+fn convert_then_verify(
+    common: &[String],
+    convert_args: &[&str],
+    blocks: &str,
+    verify_dir: &Path,
+) -> String {
     let mut args = strings(&["convert"]);
     args.extend(common.iter().cloned());
     args.extend(strings(convert_args));
-    let out = run(&args);
-    assert!(out.contains("9 converted"), "{out}");
+    let converted = run(&args);
+    assert!(converted.contains("9 converted"), "{converted}");
     let mut args = strings(&["verify"]);
     args.extend(common.iter().cloned());
     args.extend(strings(&[
@@ -81,6 +86,7 @@ fn convert_then_verify(common: &[String], convert_args: &[&str], blocks: &str, v
         out.contains("verified 9 tenant-days: 9 OK, 0 with differences"),
         "{out}"
     );
+    converted
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,4 +260,47 @@ async fn convert_and_verify_on_bigtable_gcs_and_azure() {
         &tmp.path().join("v-3"),
     );
     assert_expected_blocks(&blocks_3, "chunks per period: directory, then Bigtable");
+
+    // 4. The index moved between stores: the v9 period's index in DynamoDB (its
+    //    export), the later periods' in Bigtable; one run with both sources, each
+    //    reading only the tables of its own periods.
+    let moved = tmp.path().join("schema-moved.yaml");
+    let text = std::fs::read_to_string(schema("bigtable-hashed")).expect("schema");
+    let first = text.find("store: bigtable-hashed").expect("store");
+    let moved_text = format!(
+        "{}store: aws-dynamo{}",
+        &text[..first],
+        &text[first + "store: bigtable-hashed".len()..]
+    )
+    .replace("object_store: bigtable", "object_store: s3");
+    std::fs::write(&moved, moved_text).expect("write schema");
+    let export = corpus_dir().join("dynamodb-export").display().to_string();
+    let common = strings(&[
+        "--schema",
+        &moved.display().to_string(),
+        "--index",
+        &export,
+        "--index",
+        &index,
+        "--bigtable.emulator",
+        &emulator.host,
+        "--chunks",
+        &corpus_dir().join("chunks").display().to_string(),
+    ]);
+    let blocks_4 = tmp.path().join("blocks-4");
+    let blocks_4_arg = blocks_4.display().to_string();
+    let out = convert_then_verify(
+        &common,
+        &[
+            "--output",
+            &blocks_4_arg,
+            "--work-dir",
+            &tmp.path().join("w-4").display().to_string(),
+        ],
+        &blocks_4_arg,
+        &tmp.path().join("v-4"),
+    );
+    // cortex_index_2654 from the export, cortex_index_2655 from Bigtable.
+    assert!(out.contains("2 tables, 11,140 rows read"), "{out}");
+    assert_expected_blocks(&blocks_4, "index in DynamoDB, then in Bigtable");
 }

@@ -246,7 +246,7 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 /// running builds are cancelled and their plans released, and the summary says
 /// `interrupted`; rerunning resumes).
 pub async fn run(
-    source: Arc<dyn IndexSource>,
+    sources: Vec<Arc<dyn IndexSource>>,
     schema: &SchemaConfig,
     cfg: ConvertConfig,
     progress: Arc<ConvertProgress>,
@@ -264,7 +264,7 @@ pub async fn run(
             p.cancel();
         })
     };
-    let scanned = scan::scan(source, schema, &cfg.plans, &cfg.scan, &progress.scan).await;
+    let scanned = scan::scan(&sources, schema, &cfg.plans, &cfg.scan, &progress.scan).await;
     cancel_scan.abort();
     match scanned {
         Ok(o) => summary.scan = Some(o),

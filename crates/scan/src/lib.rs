@@ -301,46 +301,147 @@ pub fn today() -> i64 {
     secs.div_euclid(86_400)
 }
 
-/// Scans every selected table of `source` and uploads its plans to `plans`.
+/// Scans every selected table of every source and uploads the plans to `plans`.
+///
+/// Each source reads the tables of the periods whose index store it holds, so a
+/// cluster whose index moved between stores (DynamoDB, then Bigtable) is scanned in
+/// one run with one `--index` per store. With several sources a period is reported as
+/// skipped only when no source holds it, and a `--tables` name need only exist in one.
 pub async fn scan(
-    source: Arc<dyn IndexSource>,
+    sources: &[Arc<dyn IndexSource>],
     schema: &SchemaConfig,
     plans: &StoreLocation,
     cfg: &ScanConfig,
     progress: &Arc<ScanProgress>,
 ) -> Result<ScanOutcome, ScanError> {
-    let listed: Vec<(String, Option<u64>)> = source
-        .tables()
-        .await?
-        .into_iter()
-        .map(|t| (t.name, t.approx_items))
-        .collect();
-    let (tables, skipped_periods) =
-        select::select_tables(schema, &listed, &cfg.tables, source.index_stores(), today())?;
+    let several = sources.len() > 1;
+    let mut selections: Vec<(&Arc<dyn IndexSource>, Vec<select::SelectedTable>)> = Vec::new();
+    let mut skipped_everywhere: Option<Vec<select::SkippedPeriod>> = None;
+    let mut unknown_tables: Option<Vec<String>> = None;
+    for source in sources {
+        let listed: Vec<(String, Option<u64>)> = source
+            .tables()
+            .await?
+            .into_iter()
+            .map(|t| (t.name, t.approx_items))
+            .collect();
+        // With several sources, a --tables name only has to be in one of them.
+        let mut filter = cfg.tables.clone();
+        let mut missing = Vec::new();
+        if several {
+            let known = select::select_tables(
+                schema,
+                &listed,
+                &TableFilter::default(),
+                source.index_stores(),
+                today(),
+            )
+            .map(|(t, _)| t.into_iter().map(|t| t.name).collect::<Vec<_>>())
+            .unwrap_or_default();
+            missing = filter
+                .tables
+                .iter()
+                .filter(|t| !known.contains(t))
+                .cloned()
+                .collect();
+            filter.tables.retain(|t| known.contains(t));
+            if !cfg.tables.tables.is_empty() && filter.tables.is_empty() {
+                unknown_tables = Some(match unknown_tables {
+                    None => missing,
+                    Some(u) => u.into_iter().filter(|t| missing.contains(t)).collect(),
+                });
+                continue;
+            }
+        }
+        let (tables, skipped) = match select::select_tables(
+            schema,
+            &listed,
+            &filter,
+            source.index_stores(),
+            today(),
+        ) {
+            Ok(v) => v,
+            Err(select::SelectError::NoTables { periods, .. }) if several => {
+                tracing::warn!(source = %source.describe(), expected = %periods, "this index source holds no table of a convertible period");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if several {
+            unknown_tables = Some(match unknown_tables {
+                None => missing,
+                Some(u) => u.into_iter().filter(|t| missing.contains(t)).collect(),
+            });
+        }
+        skipped_everywhere = Some(match skipped_everywhere {
+            None => skipped,
+            Some(before) => before
+                .into_iter()
+                .filter(|p| skipped.iter().any(|s| s.from == p.from))
+                .collect(),
+        });
+        selections.push((source, tables));
+    }
+    if let Some(t) = unknown_tables.and_then(|u| u.into_iter().next()) {
+        return Err(select::SelectError::UnknownTable(t).into());
+    }
+    if selections.is_empty() {
+        return Err(ScanError::Flag {
+            flag: "--index",
+            reason: "no index source holds a table of a convertible period of the schema".into(),
+        });
+    }
+    let skipped_periods = skipped_everywhere.unwrap_or_default();
     for s in &skipped_periods {
         tracing::warn!(from = %s.from, reason = %s.reason, "period skipped");
     }
-    ::metrics::counter!(m::FOUND_TABLES).increment(tables.len() as u64);
-    progress.tables_total.store(tables.len(), Ordering::Relaxed);
-    tracing::info!(
-        source = %source.describe(),
-        tables = ?tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
-        "tables to scan"
-    );
+    let total: usize = selections.iter().map(|(_, t)| t.len()).sum();
+    ::metrics::counter!(m::FOUND_TABLES).increment(total as u64);
+    progress.tables_total.store(total, Ordering::Relaxed);
     let mut outcome = ScanOutcome {
         tables: Vec::new(),
         skipped_periods,
     };
+    for (i, (source, tables)) in selections.into_iter().enumerate() {
+        tracing::info!(
+            source = %source.describe(),
+            tables = ?tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            "tables to scan"
+        );
+        // Sources after the first keep their state apart: two stores may name
+        // their tables alike.
+        let cfg = if i == 0 {
+            cfg.clone()
+        } else {
+            ScanConfig {
+                work_dir: cfg.work_dir.join(format!("index-{i}")),
+                ..cfg.clone()
+            }
+        };
+        scan_source(source, &tables, schema, plans, &cfg, progress, &mut outcome).await?;
+    }
+    Ok(outcome)
+}
+
+async fn scan_source(
+    source: &Arc<dyn IndexSource>,
+    tables: &[select::SelectedTable],
+    schema: &SchemaConfig,
+    plans: &StoreLocation,
+    cfg: &ScanConfig,
+    progress: &Arc<ScanProgress>,
+    outcome: &mut ScanOutcome,
+) -> Result<(), ScanError> {
     let limiter = cfg
         .max_rows_per_second
         .map(|r| Arc::new(RateLimiter::new(r)));
-    for t in &tables {
-        let result = scan_table(&source, schema, plans, cfg, progress, limiter.clone(), t).await?;
+    for t in tables {
+        let result = scan_table(source, schema, plans, cfg, progress, limiter.clone(), t).await?;
         progress.tables_done.fetch_add(1, Ordering::Relaxed);
         ::metrics::counter!(m::PROCESSED_TABLES).increment(1);
         outcome.tables.push(result);
     }
-    Ok(outcome)
+    Ok(())
 }
 
 async fn scan_table(

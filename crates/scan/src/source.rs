@@ -19,9 +19,15 @@ use crate::ScanError;
 pub struct IndexFlags {
     /// Index to read: `dynamodb://<region>` or `bigtable://<project>/<instance>` for
     /// the live tables, or a directory / object store URL holding one or more DynamoDB
-    /// exports (DYNAMODB_JSON).
-    #[arg(long, env = "BLOCKSCONVERT_INDEX")]
-    pub index: String,
+    /// exports (DYNAMODB_JSON). Repeat it (or comma-separate) when the index moved
+    /// between stores: each source reads the periods of its own store.
+    #[arg(
+        long,
+        env = "BLOCKSCONVERT_INDEX",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub index: Vec<String>,
 
     /// Most key ranges (from SampleRowKeys) a Bigtable table is read in, in parallel.
     #[arg(
@@ -70,13 +76,45 @@ pub struct IndexFlags {
 }
 
 impl IndexFlags {
-    /// Opens the index; exports are downloaded below `download_dir` when remote.
+    /// Every `--index` location, comma-joined (for names and digests).
+    pub fn describe(&self) -> String {
+        self.index.join(",")
+    }
+
+    /// The first Bigtable `--index`, if any.
+    pub fn bigtable(&self) -> Option<&str> {
+        self.index
+            .iter()
+            .map(String::as_str)
+            .find(|i| i.starts_with("bigtable://"))
+    }
+
+    /// Opens every index source; exports are downloaded below `download_dir` (one
+    /// folder per source) when remote.
     pub async fn open(
         &self,
         storage: &StorageOptions,
         download_dir: &Path,
+    ) -> Result<Vec<Arc<dyn IndexSource>>, ScanError> {
+        let mut sources = Vec::with_capacity(self.index.len());
+        for (i, index) in self.index.iter().enumerate() {
+            let dir = if i == 0 {
+                download_dir.to_owned()
+            } else {
+                download_dir.join(format!("index-{i}"))
+            };
+            sources.push(self.open_one(index, storage, &dir).await?);
+        }
+        Ok(sources)
+    }
+
+    async fn open_one(
+        &self,
+        index: &str,
+        storage: &StorageOptions,
+        download_dir: &Path,
     ) -> Result<Arc<dyn IndexSource>, ScanError> {
-        if let Some(region) = self.index.strip_prefix("dynamodb://") {
+        if let Some(region) = index.strip_prefix("dynamodb://") {
             let region = region.trim_end_matches('/');
             if region.is_empty() {
                 return Err(ScanError::Flag {
@@ -95,8 +133,8 @@ impl IndexFlags {
             .await?;
             return Ok(Arc::new(source));
         }
-        if self.index.starts_with("bigtable://") {
-            let client = bigtable::Client::connect(self.bigtable_config(&self.index, storage)?)
+        if index.starts_with("bigtable://") {
+            let client = bigtable::Client::connect(self.bigtable_config(index, storage)?)
                 .await
                 .map_err(index_source::SourceError::from)?;
             let source = BigtableSource::new(
@@ -108,11 +146,10 @@ impl IndexFlags {
             )?;
             return Ok(Arc::new(source));
         }
-        let location =
-            StoreLocation::open(&self.index, storage, false).map_err(|e| ScanError::Flag {
-                flag: "--index",
-                reason: e.to_string(),
-            })?;
+        let location = StoreLocation::open(index, storage, false).map_err(|e| ScanError::Flag {
+            flag: "--index",
+            reason: e.to_string(),
+        })?;
         Ok(Arc::new(ExportSource::open(location, download_dir).await?))
     }
 

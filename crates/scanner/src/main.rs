@@ -206,7 +206,7 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
         None => daemon::state_dir()?.join("scanner"),
     };
     let _lock = daemon::lock_work_dir(&work_dir)?;
-    let source = a
+    let sources = a
         .index
         .open(&a.storage, &work_dir.join("downloads"))
         .await?;
@@ -247,7 +247,7 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
         });
     }
     let bar = progress_bar(a.quiet, &progress);
-    let result = scan::scan(source, &schema, &plans, &cfg, &progress).await;
+    let result = scan::scan(&sources, &schema, &plans, &cfg, &progress).await;
     bar.finish_and_clear();
     let outcome = match result {
         Ok(o) => o,
