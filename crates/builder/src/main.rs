@@ -13,7 +13,7 @@ use transport_security::ClientSecurityFlags;
 
 /// Leases plans from the scheduler and turns each into an uploaded TSDB block.
 #[derive(Parser, Debug)]
-#[command(name = "blocksconvert-builder", version)]
+#[command(name = "blocksconvert-builder", version = daemon::VERSION)]
 struct Args {
     /// YAML file whose keys are these flags' long names.
     #[arg(long = "config.file", env = "BLOCKSCONVERT_CONFIG_FILE")]

@@ -14,7 +14,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 /// Convert Cortex chunks storage to Prometheus TSDB blocks.
 #[derive(Parser)]
-#[command(name = "blocksconvert", version, about)]
+#[command(name = "blocksconvert", version = daemon::VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

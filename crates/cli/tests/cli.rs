@@ -275,3 +275,35 @@ fn errors_name_the_flag_once_and_help_tells_the_truth() {
     ]);
     assert!(tmp.path().join("store/schema.yaml").is_file());
 }
+
+#[test]
+fn version_names_the_commit_and_its_date() {
+    let out = run(&["--version"]);
+    let line = out.trim();
+    let rest = line
+        .strip_prefix(&format!(
+            "blocksconvert {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .unwrap_or_else(|| panic!("{line}"));
+    let (commit, date) = rest
+        .trim_end_matches(')')
+        .split_once(", ")
+        .unwrap_or_else(|| panic!("{line}"));
+    // Built from this checkout: the commit is the checkout's.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        Some(head) => assert_eq!(commit, head, "{line}"),
+        None => assert_eq!(commit, "unknown", "{line}"),
+    }
+    assert!(
+        date == "unknown" || (date.len() == 10 && date.as_bytes()[4] == b'-'),
+        "{line}"
+    );
+}

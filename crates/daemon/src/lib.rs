@@ -252,17 +252,29 @@ pub fn metrics_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
     }
 }
 
+/// The version every binary's `--version` prints: the crate version, the commit and
+/// its date (`0.1.0 (commit 1c4574a1b2c3, 2026-11-30)`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BLOCKSCONVERT_COMMIT"),
+    ", ",
+    env!("BLOCKSCONVERT_COMMIT_DATE"),
+    ")"
+);
+
 /// Build info and `process_*` metrics (CPU, memory, open files, start time), updated
 /// every 5 s by a background thread: call once after installing the recorder.
 pub fn register_process_metrics(component: &'static str) {
     ::metrics::describe_gauge!(
         "blocksconvert_build_info",
-        "Always 1; labels name the binary and its version."
+        "Always 1; labels name the binary, its version and commit."
     );
     ::metrics::gauge!(
         "blocksconvert_build_info",
         "component" => component,
-        "version" => env!("CARGO_PKG_VERSION")
+        "version" => env!("CARGO_PKG_VERSION"),
+        "commit" => env!("BLOCKSCONVERT_COMMIT")
     )
     .set(1.0);
     let collector = metrics_process::Collector::default();

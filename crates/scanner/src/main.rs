@@ -22,7 +22,7 @@ use storage::{StorageOptions, StoreLocation};
 
 /// Scans the Cortex chunk index once and uploads one plan per tenant and UTC day.
 #[derive(Parser, Debug)]
-#[command(name = "blocksconvert-scanner", version)]
+#[command(name = "blocksconvert-scanner", version = daemon::VERSION)]
 struct Args {
     /// YAML file whose keys are these flags' long names.
     #[arg(long = "config.file", env = "BLOCKSCONVERT_CONFIG_FILE")]

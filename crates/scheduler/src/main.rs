@@ -22,7 +22,7 @@ enum Order {
 
 /// Leases plans to builders over gRPC and tracks them with markers in the bucket.
 #[derive(Parser, Debug)]
-#[command(name = "blocksconvert-scheduler", version)]
+#[command(name = "blocksconvert-scheduler", version = daemon::VERSION)]
 struct Args {
     /// YAML file whose keys are these flags' long names.
     #[arg(long = "config.file", env = "BLOCKSCONVERT_CONFIG_FILE")]
