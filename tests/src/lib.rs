@@ -94,27 +94,15 @@ pub fn expected(tenant: &str, day: i64) -> Vec<ExpectedSeries> {
 /// (with `ulid` as its ID) and returns its directory.
 pub fn write_expected_block(tenant: &str, day: i64, ulid: &str, out: &Path) -> PathBuf {
     let series = expected(tenant, day);
-    let mut symbols: Vec<String> = series
-        .iter()
-        .flat_map(|s| s.labels.iter().flat_map(|(n, v)| [n.clone(), v.clone()]))
-        .collect();
-    symbols.sort();
-    symbols.dedup();
-    let mut w = tsdb_block::BlockWriter::create(
-        out,
-        ulid,
-        tenant,
-        day * DAY_MS,
-        (day + 1) * DAY_MS,
-        symbols,
-    )
-    .expect("create block");
+    let mut w =
+        tsdb_block::BlockWriter::create(out, ulid, tenant, day * DAY_MS, (day + 1) * DAY_MS)
+            .expect("create block");
     for s in &series {
         let ts: Vec<i64> = s.samples.iter().map(|x| x.0).collect();
         let vs: Vec<f64> = s.samples.iter().map(|x| f64::from_bits(x.1)).collect();
         w.add_series(&s.labels, &ts, &vs).expect("add series");
     }
-    w.finish().expect("finish block").0
+    w.finish().expect("finish block").dir
 }
 
 /// The directory of the block Cortex's own builder wrote for `(tenant, day)`.

@@ -3,37 +3,33 @@
 //! ```text
 //! plan reader ──tasks──▶ [async fetch stage, remote stores only] ──▶ N CPU workers
 //!   (fetch local chunks, decode, normalise labels, merge, clip, snap, encode)
-//!   ──results──▶ writer (reorders by plan position, appends chunks to the segments,
-//!   feeds the external series sorter) ──▶ index + meta.json
+//!   ──results──▶ writer (reorders by plan position, hands each series' chunks to
+//!   `tsdb_block::BlockWriter`) ──▶ segments, index, meta.json
 //! ```
 //!
 //! Chunks land in the segment files in plan order and the index in label order, so the
 //! block is identical for any thread count and any memory budget. Nothing is finished
 //! unless the plan reader confirmed the footer (W18).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use cortex_chunk::encoding::decode_samples;
-use cortex_chunk::{ChunkErrorKind, ChunkKey, LabelPairs, decode_object};
-use futures::StreamExt;
-use plan_format::{Compression, PlanReader};
-use tsdb_block::ChunkMeta;
-use tsdb_block::index::IndexWriter;
-use tsdb_block::meta::BlockMeta;
-use tsdb_block::segment::SegmentWriter;
-
-use crate::encode::{EncodedSeries, encode_series, snap_timestamps};
 use crate::fetch::{ChunkStores, FetchError, Fetched, read_local, safe_object_path};
 use crate::labels::{LabelConflict, normalise, to_text};
 use crate::merge::{MergeScratch, MergeStats, Run, merge_series};
 use crate::report::{BadChunk, BadChunkKind, PlanReport, QuarantinedSeries};
-use crate::sorter::{SeriesRecord, SeriesSorter};
+use crate::snap::snap_timestamps;
 use crate::{BuildConfig, BuildError, BuildProgress, metrics as m};
+use cortex_chunk::encoding::decode_samples;
+use cortex_chunk::{ChunkErrorKind, ChunkKey, LabelPairs, decode_object};
+use futures::StreamExt;
+use plan_format::{Compression, PlanReader};
+use tsdb_block::meta::BlockMeta;
+use tsdb_block::{BlockWriter, BlockWriterOptions, EncodedSeries, encode_series};
 
 /// What [`convert_plan`] produced: a finished local block and the report.
 #[derive(Debug)]
@@ -156,27 +152,34 @@ pub(crate) fn convert_plan(
 ) -> Result<LocalBlock, BuildError> {
     let ulid = ulid::Ulid::new().to_string();
     let blocks_dir = cfg.work_dir.join("blocks");
-    let tmp_dir = blocks_dir.join(format!("{ulid}.tmp"));
     let spill_dir = cfg.work_dir.join("spill").join(&ulid);
     let result = convert_into(
-        name, plan_path, summary, stores, cfg, progress, report, runtime, &ulid, &tmp_dir,
-        &spill_dir,
+        name,
+        plan_path,
+        summary,
+        stores,
+        cfg,
+        progress,
+        report,
+        runtime,
+        BlockTarget {
+            blocks_dir: &blocks_dir,
+            ulid: &ulid,
+            spill_dir: &spill_dir,
+        },
     );
     let _ = std::fs::remove_dir_all(&spill_dir);
-    match result {
-        Ok(meta) => {
-            let dir = blocks_dir.join(&ulid);
-            std::fs::rename(&tmp_dir, &dir).map_err(|source| BuildError::Io {
-                path: dir.clone(),
-                source,
-            })?;
-            Ok(LocalBlock { dir, meta })
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp_dir);
-            Err(e)
-        }
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(blocks_dir.join(format!("{ulid}.tmp")));
     }
+    result
+}
+
+/// Where the block of one plan is written.
+struct BlockTarget<'a> {
+    blocks_dir: &'a Path,
+    ulid: &'a str,
+    spill_dir: &'a Path,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -189,15 +192,8 @@ fn convert_into(
     progress: &BuildProgress,
     report: &mut PlanReport,
     runtime: &tokio::runtime::Handle,
-    ulid: &str,
-    tmp_dir: &Path,
-    spill_dir: &Path,
-) -> Result<BlockMeta, BuildError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| BuildError::Io { path, source }
-    };
-    std::fs::create_dir_all(tmp_dir).map_err(io(tmp_dir))?;
+    target: BlockTarget<'_>,
+) -> Result<LocalBlock, BuildError> {
     let day_start = summary.day_index * cortex_index::DAY_MS;
     let day_end = day_start + cortex_index::DAY_MS;
     let cancel = AtomicBool::new(false);
@@ -251,16 +247,24 @@ fn convert_into(
     });
     drop(work_tx);
 
-    let segments = SegmentWriter::new(&tmp_dir.join("chunks"), cfg.segment_size)?;
+    let block = BlockWriter::with_options(
+        target.blocks_dir,
+        target.ulid,
+        &summary.user,
+        day_start,
+        day_end,
+        BlockWriterOptions {
+            memory_budget: cfg.memory_budget,
+            spill_dir: Some(target.spill_dir.to_owned()),
+            max_segment_size: cfg.segment_size,
+        },
+    )?;
     let mut writer = Writer {
-        segments,
-        sorter: SeriesSorter::new(spill_dir, cfg.memory_budget),
-        symbols: BTreeSet::new(),
+        block,
         pending: BTreeMap::new(),
         next_seq: 0,
         report,
         progress,
-        num_chunks: 0,
     };
     let counter = Arc::clone(&progress.plan_bytes_read);
     let (plan_result, write_result) = std::thread::scope(|scope| {
@@ -343,7 +347,7 @@ fn convert_into(
             writer.pending.len()
         )));
     }
-    writer.finish(tmp_dir, ulid, &summary.user, day_start, day_end)
+    writer.finish()
 }
 
 /// Pass 2: streams entries to the workers; repeated series are held back, merged and
@@ -606,14 +610,11 @@ impl Worker {
 }
 
 struct Writer<'a> {
-    segments: SegmentWriter,
-    sorter: SeriesSorter,
-    symbols: BTreeSet<String>,
+    block: BlockWriter,
     pending: BTreeMap<u64, SeriesOut>,
     next_seq: u64,
     report: &'a mut PlanReport,
     progress: &'a BuildProgress,
-    num_chunks: u64,
 }
 
 impl Writer<'_> {
@@ -669,118 +670,32 @@ impl Writer<'_> {
         let Some(labels) = o.labels else {
             return Ok(());
         };
-        if o.encoded.chunks.is_empty() {
-            return Ok(()); // nothing inside the day: Cortex omits such series too
-        }
-        let refs = self.segments.write_series(o.encoded.chunk_data())?;
-        let chunks = o
-            .encoded
-            .chunks
-            .iter()
-            .zip(refs)
-            .map(|(c, reference)| ChunkMeta {
-                min_time: c.min_time,
-                max_time: c.max_time,
-                reference,
-            })
-            .collect();
-        for (n, v) in &labels {
-            if !self.symbols.contains(n) {
-                self.symbols.insert(n.clone());
-            }
-            if !self.symbols.contains(v) {
-                self.symbols.insert(v.clone());
-            }
-        }
-        self.sorter.push(SeriesRecord {
-            labels,
-            chunks,
-            samples: o.samples,
-        })?;
-        metrics::gauge!(m::SERIES_IN_MEMORY).set(self.sorter.in_memory() as f64);
+        // A series with nothing inside the day is left out (Cortex omits such series too).
+        self.block.add_encoded(&labels, &o.encoded, o.samples)?;
+        metrics::gauge!(m::SERIES_IN_MEMORY).set(self.block.series_in_memory() as f64);
         Ok(())
     }
 
-    fn finish(
-        self,
-        tmp_dir: &Path,
-        ulid: &str,
-        user: &str,
-        day_start: i64,
-        day_end: i64,
-    ) -> Result<BlockMeta, BuildError> {
-        let Writer {
-            segments,
-            sorter,
-            symbols,
-            report,
-            mut num_chunks,
-            ..
-        } = self;
-        let mut meta = BlockMeta::new(ulid, user, day_start, day_end);
-        let index_path = tmp_dir.join("index");
-        let mut index = IndexWriter::create(&index_path, symbols.into_iter().collect())?;
-        let mut held: Option<SeriesRecord> = None;
-        let spilled_before_drain = sorter.spilled_bytes();
-        let mut emit = |rec: SeriesRecord,
-                        index: &mut IndexWriter,
-                        meta: &mut BlockMeta|
-         -> Result<(), BuildError> {
-            index.add_series(&rec.labels, &rec.chunks)?;
-            meta.stats.num_series += 1;
-            meta.stats.num_samples += rec.samples;
-            num_chunks += rec.chunks.len() as u64;
-            Ok(())
-        };
-        sorter.drain_sorted(|rec| {
-            match held.take() {
-                None => held = Some(rec),
-                Some(mut prev) if prev.labels == rec.labels => {
-                    // Two series IDs normalised to one label set (duplicate label
-                    // pairs in the metadata): join them if their chunks do not overlap.
-                    let disjoint = prev.chunks.iter().all(|a| {
-                        rec.chunks
-                            .iter()
-                            .all(|b| a.max_time < b.min_time || b.max_time < a.min_time)
-                    });
-                    if disjoint {
-                        prev.chunks.extend(rec.chunks);
-                        prev.samples += rec.samples;
-                        prev.chunks.sort_by_key(|c| c.min_time);
-                    } else {
-                        report.add_quarantined(QuarantinedSeries {
-                            series_id: String::new(),
-                            reason: format!(
-                                "two series IDs normalise to {} with overlapping chunks; the second was left out",
-                                to_text(&rec.labels)
-                            ),
-                            chunk_ids: Vec::new(),
-                        });
-                    }
-                    held = Some(prev);
-                }
-                Some(prev) => {
-                    emit(prev, &mut index, &mut meta)?;
-                    held = Some(rec);
-                }
-            }
-            Ok(())
-        })?;
-        if let Some(prev) = held {
-            emit(prev, &mut index, &mut meta)?;
+    fn finish(self) -> Result<LocalBlock, BuildError> {
+        let Writer { block, report, .. } = self;
+        let written = block.finish()?;
+        for labels in written.left_out {
+            report.add_quarantined(QuarantinedSeries {
+                series_id: String::new(),
+                reason: format!(
+                    "two series IDs normalise to {} with overlapping chunks; the second was left out",
+                    to_text(&labels)
+                ),
+                chunk_ids: Vec::new(),
+            });
         }
-        report.spill_bytes = spilled_before_drain;
-        let index_size = index.finish()?;
-        let segs = segments.finish()?;
-        meta.stats.num_chunks = num_chunks;
-        meta.record_files(&segs, index_size);
-        let meta_path = tmp_dir.join("meta.json");
-        std::fs::write(&meta_path, meta.to_go_json()).map_err(|source| BuildError::Io {
-            path: meta_path.clone(),
-            source,
-        })?;
-        report.series_written = meta.stats.num_series;
-        report.samples_written = meta.stats.num_samples;
-        Ok(meta)
+        metrics::counter!(m::SPILL_BYTES).increment(written.spilled_bytes);
+        report.spill_bytes = written.spilled_bytes;
+        report.series_written = written.meta.stats.num_series;
+        report.samples_written = written.meta.stats.num_samples;
+        Ok(LocalBlock {
+            dir: written.dir,
+            meta: written.meta,
+        })
     }
 }

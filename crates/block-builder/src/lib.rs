@@ -8,14 +8,13 @@
 //! report object next to its markers.
 
 mod convert;
-pub mod encode;
 pub mod existing;
 pub mod fetch;
 pub mod labels;
 pub mod merge;
 pub mod metrics;
 pub mod report;
-pub mod sorter;
+pub mod snap;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -42,7 +41,8 @@ pub struct BuildConfig {
     pub workers: usize,
     /// Series fetched ahead concurrently from remote stores.
     pub fetch_concurrency: usize,
-    /// Bytes of series records the sorter holds before spilling to disk.
+    /// Bytes of memory the block writer uses (series records, symbols, postings)
+    /// before it spills to disk.
     pub memory_budget: usize,
     /// Largest fraction of a plan's chunks that may be missing or bad while the plan
     /// still finishes (with gaps, listed in the report); above it the plan fails.
@@ -168,9 +168,6 @@ pub enum BuildError {
     /// Writing the local block failed.
     #[error(transparent)]
     Block(#[from] BlockError),
-    /// The series sorter failed.
-    #[error(transparent)]
-    Sort(#[from] sorter::SortError),
     /// Local file-system failure (work dir full, permissions).
     #[error("{path}: {source}")]
     Io {

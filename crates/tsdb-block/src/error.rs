@@ -42,3 +42,12 @@ impl BlockError {
         }
     }
 }
+
+impl From<external_sort::RunError> for BlockError {
+    fn from(e: external_sort::RunError) -> Self {
+        Self::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! tsdb-block-format.md §10.2: a two-series block, byte for byte, and read back.
 
 use tsdb_block::meta::BlockMeta;
-use tsdb_block::{BlockReader, BlockWriter};
+use tsdb_block::{BlockReader, BlockWriter, BlockWriterOptions, WrittenBlock};
 
 fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
@@ -23,20 +23,12 @@ fn labels(job: &str) -> Vec<(String, String)> {
 fn two_series_block_is_byte_exact_and_reads_back() {
     let out = tempfile::tempdir().expect("tmp");
     let ulid = "01F8MECHZX3TBDSZ7XRADNSD00";
-    let symbols = ["__name__", "a", "b", "job", "up"]
-        .map(String::from)
-        .to_vec();
-    let mut w =
-        BlockWriter::create(out.path(), ulid, "user1", 0, 86_400_000, symbols).expect("create");
+    let mut w = BlockWriter::create(out.path(), ulid, "user1", 0, 86_400_000).expect("create");
     w.add_series(&labels("a"), &[1000, 2000, 3005], &[1.0, 1.0, 2.5])
         .expect("series a");
     w.add_series(&labels("b"), &[1000], &[0.0])
         .expect("series b");
-    assert!(
-        w.add_series(&labels("a"), &[5000], &[1.0]).is_err(),
-        "out-of-order series rejected"
-    );
-    let (dir, meta) = w.finish().expect("finish");
+    let WrittenBlock { dir, meta, .. } = w.finish().expect("finish");
     assert_eq!(dir, out.path().join(ulid));
     assert!(!out.path().join(format!("{ulid}.tmp")).exists());
 
@@ -77,11 +69,10 @@ fn two_series_block_is_byte_exact_and_reads_back() {
 #[test]
 fn corruption_is_detected_with_the_file_named() {
     let out = tempfile::tempdir().expect("tmp");
-    let symbols = ["__name__", "a", "job", "up"].map(String::from).to_vec();
-    let mut w = BlockWriter::create(out.path(), "B", "t", 0, 10_000, symbols).expect("create");
+    let mut w = BlockWriter::create(out.path(), "B", "t", 0, 10_000).expect("create");
     w.add_series(&labels("a"), &[1, 2, 3], &[1.0, 2.0, 3.0])
         .expect("series");
-    let (dir, _) = w.finish().expect("finish");
+    let dir = w.finish().expect("finish").dir;
     let idx = std::fs::read(dir.join("index")).expect("index");
     for at in [6, 20, idx.len() - 10] {
         let mut bad = idx.clone();
@@ -107,19 +98,19 @@ fn corruption_is_detected_with_the_file_named() {
 #[test]
 fn segments_roll_over_at_the_size_limit() {
     let out = tempfile::tempdir().expect("tmp");
-    let mut symbols: Vec<String> = (0..50).map(|i| format!("s{i:02}")).collect();
-    symbols.extend(["__name__".into(), "m".into()]);
-    symbols.sort();
+    let options = BlockWriterOptions {
+        max_segment_size: 4096,
+        ..Default::default()
+    };
     let mut w =
-        BlockWriter::create_with_segment_size(out.path(), "R", "t", 0, 1 << 40, symbols, 4096)
-            .expect("create");
+        BlockWriter::with_options(out.path(), "R", "t", 0, 1 << 40, options).expect("create");
     let ts: Vec<i64> = (0..1000).map(|i| i * 15_000).collect();
     let vs: Vec<f64> = (0..1000).map(|i| (i as f64).sqrt()).collect();
     for i in 0..50 {
         let l = vec![("__name__".to_string(), format!("s{i:02}"))];
         w.add_series(&l, &ts, &vs).expect("series");
     }
-    let (dir, meta) = w.finish().expect("finish");
+    let WrittenBlock { dir, meta, .. } = w.finish().expect("finish");
     assert!(
         meta.thanos.segment_files.len() > 5,
         "{:?}",
@@ -142,4 +133,160 @@ fn segments_roll_over_at_the_size_limit() {
         r.read_samples(&s, &mut t, &mut v).expect("samples");
         assert_eq!(t, ts);
     }
+}
+
+/// Labels, timestamps and value bits of one series.
+type SeriesSamples = (Vec<(String, String)>, Vec<i64>, Vec<u64>);
+/// Labels, timestamps and values of one series to write.
+type SeriesInput = (Vec<(String, String)>, Vec<i64>, Vec<f64>);
+
+/// Every series of a block with its samples, in index order.
+fn contents(dir: &std::path::Path) -> Vec<SeriesSamples> {
+    let r = BlockReader::open(dir).expect("open");
+    r.series()
+        .expect("series")
+        .iter()
+        .map(|s| {
+            let (mut ts, mut vs) = (vec![], vec![]);
+            r.read_samples(s, &mut ts, &mut vs).expect("samples");
+            (
+                s.labels.clone(),
+                ts,
+                vs.iter().map(|v| v.to_bits()).collect(),
+            )
+        })
+        .collect()
+}
+
+fn many_series(n: usize) -> Vec<SeriesInput> {
+    (0..n)
+        .map(|i| {
+            let labels = vec![
+                ("__name__".to_string(), format!("metric_{}", i % 7)),
+                (
+                    "instance".to_string(),
+                    format!("host-{i:06}.example.org:9100"),
+                ),
+                ("job".to_string(), ["node", "api", "db"][i % 3].to_string()),
+            ];
+            let ts: Vec<i64> = (0..(1 + i % 130) as i64)
+                .map(|k| k * 15_000 + i as i64)
+                .collect();
+            let vs: Vec<f64> = ts.iter().map(|t| (*t as f64).sin()).collect();
+            (labels, ts, vs)
+        })
+        .collect()
+}
+
+#[test]
+fn series_in_any_order_make_the_same_index_and_samples() {
+    let series = many_series(300);
+    let write = |order: &[usize], ulid: &str| {
+        let out = tempfile::tempdir().expect("tmp");
+        let mut w = BlockWriter::create(out.path(), ulid, "t", 0, 86_400_000).expect("create");
+        for &i in order {
+            let (l, ts, vs) = &series[i];
+            w.add_series(l, ts, vs).expect("series");
+        }
+        let b = w.finish().expect("finish");
+        (out, b)
+    };
+    let mut sorted: Vec<usize> = (0..series.len()).collect();
+    sorted.sort_by(|&a, &b| series[a].0.cmp(&series[b].0));
+    let reversed: Vec<usize> = sorted.iter().rev().copied().collect();
+    let (_a, a) = write(&sorted, "A");
+    let (_b, b) = write(&reversed, "A");
+    assert_eq!(contents(&a.dir), contents(&b.dir));
+    assert_eq!(a.meta.stats, b.meta.stats);
+    assert_eq!(a.meta.stats.num_series, 300);
+    // Same chunks, stored in arrival order.
+    assert_eq!(
+        std::fs::metadata(a.dir.join("chunks/000001"))
+            .expect("a")
+            .len(),
+        std::fs::metadata(b.dir.join("chunks/000001"))
+            .expect("b")
+            .len()
+    );
+}
+
+#[test]
+fn spilling_everything_gives_a_byte_identical_block() {
+    // 40k series with distinct label values: at the smallest budget the series
+    // records, the symbols and the postings all spill, and symbol lookups run on the
+    // sampled table read back from disk.
+    let series = many_series(40_000);
+    let write = |budget: usize| {
+        let out = tempfile::tempdir().expect("tmp");
+        let options = BlockWriterOptions {
+            memory_budget: budget,
+            ..Default::default()
+        };
+        let mut w = BlockWriter::with_options(out.path(), "S", "t", 0, 86_400_000, options)
+            .expect("create");
+        for (l, ts, vs) in series.iter().rev() {
+            w.add_series(l, ts, vs).expect("series");
+        }
+        let b = w.finish().expect("finish");
+        assert!(!out.path().join("S.spill").exists(), "spill files removed");
+        (out, b)
+    };
+    let (_a, roomy) = write(1 << 30);
+    let (_b, tight) = write(1 << 20);
+    assert_eq!(roomy.spilled_bytes, 0);
+    assert!(tight.spilled_bytes > 1 << 20, "{}", tight.spilled_bytes);
+    for f in ["index", "chunks/000001"] {
+        assert!(
+            std::fs::read(roomy.dir.join(f)).expect("roomy")
+                == std::fs::read(tight.dir.join(f)).expect("tight"),
+            "{f} differs"
+        );
+    }
+    let got = contents(&tight.dir);
+    assert_eq!(got.len(), series.len());
+    let mut want: Vec<_> = series
+        .iter()
+        .map(|(l, ts, vs)| {
+            (
+                l.clone(),
+                ts.clone(),
+                vs.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn one_label_set_given_twice_is_joined_or_left_out() {
+    let out = tempfile::tempdir().expect("tmp");
+    let mut w = BlockWriter::create(out.path(), "D", "t", 0, 100_000).expect("create");
+    w.add_series(&labels("a"), &[1000, 2000], &[1.0, 2.0])
+        .expect("a");
+    w.add_series(&labels("b"), &[1000], &[1.0]).expect("b");
+    w.add_series(&labels("a"), &[5000], &[5.0])
+        .expect("a again, later");
+    w.add_series(&labels("b"), &[1000, 9000], &[7.0, 9.0])
+        .expect("b again, overlapping");
+    assert!(
+        w.add_series(
+            &vec![("job".into(), "x".into()), ("__name__".into(), "up".into())],
+            &[1],
+            &[1.0]
+        )
+        .is_err(),
+        "unsorted labels rejected"
+    );
+    assert!(
+        w.add_series(&labels("c"), &[100_000], &[1.0]).is_err(),
+        "sample at the block end rejected"
+    );
+    let b = w.finish().expect("finish");
+    assert_eq!(b.left_out, vec![labels("b")]);
+    let got = contents(&b.dir);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].1, vec![1000, 2000, 5000], "disjoint chunks joined");
+    assert_eq!(got[1].1, vec![1000], "the first of two overlapping kept");
+    assert_eq!(b.meta.stats.num_samples, 4);
 }

@@ -240,7 +240,7 @@ async fn read_series(
         };
         let mut ts: Vec<i64> = samples.iter().map(|s| s.0).collect();
         let vs: Vec<f64> = samples.iter().map(|s| f64::from_bits(s.2)).collect();
-        block_builder::encode::snap_timestamps(&mut ts, tolerance_ms, day_end);
+        block_builder::snap::snap_timestamps(&mut ts, tolerance_ms, day_end);
         (SeriesOutcome::Expected(Expected { labels, ts, vs }), bad)
     })
     .await;

@@ -4,7 +4,7 @@ mod reader;
 mod writer;
 
 pub use reader::{IndexReader, SeriesEntry};
-pub use writer::IndexWriter;
+pub use writer::{DEFAULT_INDEX_MEMORY, IndexWriter, SymbolsWriter};
 
 /// Index file magic.
 pub const MAGIC: u32 = 0xBAAA_D700;
