@@ -1,7 +1,7 @@
 //! Fault tests of the builder: flaky and slow chunk stores (retried, same block),
 //! corrupt chunks (reported, policy honoured), truncated plans (no block), forced disk
 //! spill and thread counts (byte-identical block), a store that never answers (the plan
-//! fails retriably, nothing uploaded).
+//! fails retriably, nothing uploaded), one retry layer for a failing chunk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +12,11 @@ use block_builder::{
     BadChunkKind, BuildConfig, BuildError, BuildOutcome, BuildProgress, ChunkStores, Destinations,
     FetchPolicy, PlanRef, PlanReport, PlanStatus, build_plan,
 };
-use blocksconvert_tests::{FaultyStore, corpus_dir, expected, read_block};
+use blocksconvert_tests::proxy::{Fault, FaultProxy, Rule};
+use blocksconvert_tests::{
+    FaultyStore, MotoServer, corpus_dir, expected, moto_options, read_block, s3_flags, upload_tree,
+    workspace_bin,
+};
 use storage::StoreLocation;
 
 const TENANT: &str = "team-a.prod";
@@ -370,4 +374,64 @@ async fn forced_spill_and_thread_count_give_a_byte_identical_block() {
     );
     assert_eq!(read_block(&spilled.block_dir()), expected(TENANT, DAY));
     assert_work_dir_clean(&spilled);
+}
+
+/// The first chunk ID of the corpus plan.
+fn first_chunk_of_plan() -> String {
+    let path = corpus_dir().join(format!("cortex-output/plans/{TENANT}/{DAY}.plan.snappy"));
+    let file = std::fs::File::open(&path).expect("plan");
+    let mut r = plan_format::PlanReader::open(
+        &path.to_string_lossy(),
+        file,
+        plan_format::Compression::Snappy,
+    )
+    .expect("open plan");
+    let entry = r.next_entry().expect("entry").expect("an entry");
+    entry.chunks[0].clone()
+}
+
+/// A chunk that an S3 server keeps failing (503) is asked for exactly once per allowed
+/// attempt, `1 + --storage.max-retries`: the builder's fetch retry is the only retry
+/// layer, the object-store client's own retries do not multiply it.
+#[test]
+fn a_failing_chunk_is_requested_once_per_allowed_attempt() {
+    let moto = MotoServer::start();
+    moto.create_bucket("chunks");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let chunks = StoreLocation::open("s3://chunks", &moto_options(&moto), false).expect("chunks");
+    rt.block_on(upload_tree(&corpus_dir().join("chunks"), &chunks));
+    let proxy = FaultProxy::start(&moto.endpoint);
+    let chunk = first_chunk_of_plan();
+    let checksum = chunk.rsplit(':').next().expect("checksum").to_owned();
+    proxy.set_rules(vec![Rule {
+        method: Some("GET"),
+        path_contains: checksum,
+        every: 1,
+        fault: Fault::Status(503),
+    }]);
+    let dirs = tempfile::tempdir().expect("dirs");
+    let plan = corpus_dir().join(format!("cortex-output/plans/{TENANT}/{DAY}.plan.snappy"));
+    let out = std::process::Command::new(workspace_bin("blocksconvert-cli", "blocksconvert"))
+        .arg("build")
+        .arg("--plan")
+        .arg(&plan)
+        .args(["--chunks", "s3://chunks"])
+        .args(s3_flags(&proxy.endpoint))
+        .args(["--storage.max-retries", "2", "--quiet"])
+        .arg("--output")
+        .arg(dirs.path().join("blocks"))
+        .arg("--markers")
+        .arg(dirs.path().join("markers"))
+        .arg("--work-dir")
+        .arg(dirs.path().join("work"))
+        .output()
+        .expect("run build");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the chunk never arrives: {stderr}");
+    assert!(stderr.contains("3 attempts"), "{stderr}");
+    assert_eq!(
+        proxy.injected(),
+        3,
+        "requests for the failing chunk; {stderr}"
+    );
 }

@@ -29,7 +29,7 @@ use cortex_chunk::{ChunkErrorKind, ChunkKey, LabelPairs, decode_object};
 use futures::StreamExt;
 use plan_format::{Compression, PlanReader};
 use tsdb_block::meta::BlockMeta;
-use tsdb_block::{BlockWriter, BlockWriterOptions, EncodedSeries, encode_series};
+use tsdb_block::{BlockError, BlockWriter, BlockWriterOptions, EncodedSeries, encode_series};
 
 /// What [`convert_plan`] produced: a finished local block and the report.
 #[derive(Debug)]
@@ -112,18 +112,50 @@ fn open_plan<'a>(
 }
 
 /// Pass 1: reads the whole plan, so a truncated or malformed plan fails before any
-/// chunk is fetched, and finds series IDs that repeat (W11).
-pub(crate) fn validate_plan(name: &str, path: &Path) -> Result<PlanSummary, BuildError> {
+/// chunk is fetched, and finds series IDs that repeat (W11). The series-ID hashes go
+/// through the external sort (spilling under `spill_dir` beyond `budget`), so memory
+/// does not grow with the plan; only the repeated hashes are kept.
+pub(crate) fn validate_plan(
+    name: &str,
+    path: &Path,
+    spill_dir: &Path,
+    budget: usize,
+) -> Result<PlanSummary, BuildError> {
+    let summary = summarise_plan(name, path, spill_dir, budget);
+    let _ = std::fs::remove_dir_all(spill_dir);
+    summary
+}
+
+fn summarise_plan(
+    name: &str,
+    path: &Path,
+    spill_dir: &Path,
+    budget: usize,
+) -> Result<PlanSummary, BuildError> {
     let mut reader = open_plan(name, path, None)?;
-    let mut seen = HashSet::new();
-    let mut repeated = HashSet::new();
+    let mut hashes = external_sort::Sorter::new(spill_dir, "series-ids", budget);
     let (mut entries, mut chunks) = (0u64, 0u64);
+    let mut rec = [0u8; 16];
     while let Some(e) = reader.next_entry()? {
+        // The entry number keeps repeats apart (the sort drops identical records).
+        rec[..8].copy_from_slice(&sid_hash(&e.sid).to_be_bytes());
+        rec[8..].copy_from_slice(&entries.to_be_bytes());
+        hashes.push(&rec).map_err(BlockError::from)?;
         entries += 1;
         chunks += e.chunks.len() as u64;
-        let h = sid_hash(&e.sid);
-        if !seen.insert(h) {
-            repeated.insert(h);
+    }
+    let mut sorted = hashes.into_sorted().map_err(BlockError::from)?;
+    let (mut series, mut repeated, mut last) = (0u64, HashSet::new(), None);
+    while let Some(r) = sorted.next_record().map_err(BlockError::from)? {
+        let h = r
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes);
+        if h == last {
+            repeated.extend(h);
+        } else {
+            series += 1;
+            last = h;
         }
     }
     // Entries sharing a hash are grouped exactly (by series ID) later; the counts here
@@ -131,9 +163,9 @@ pub(crate) fn validate_plan(name: &str, path: &Path) -> Result<PlanSummary, Buil
     Ok(PlanSummary {
         user: reader.user().to_owned(),
         day_index: reader.day_index(),
-        series: seen.len() as u64,
+        series,
         chunks,
-        repeated_entries: entries - seen.len() as u64,
+        repeated_entries: entries - series,
         repeated,
     })
 }

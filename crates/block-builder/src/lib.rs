@@ -456,7 +456,12 @@ async fn build_inner(
     let name = plan.key.clone();
     let summary = {
         let (name, path) = (name.clone(), plan_path.clone());
-        blocking(move || convert::validate_plan(&name, &path)).await?
+        let spill_dir = cfg
+            .work_dir
+            .join("spill")
+            .join(format!("validate-{}", ulid::Ulid::new()));
+        let budget = cfg.memory_budget;
+        blocking(move || convert::validate_plan(&name, &path, &spill_dir, budget)).await?
     };
     if let Some(reason) = cortex_index::tenant::tenant_id_problem(&summary.user)
         .or_else(|| cortex_index::tenant::day_index_problem(summary.day_index))

@@ -54,7 +54,19 @@ fn open_chunk_store(
         })?;
         return Ok(ChunkStore::from(client));
     }
-    Ok(ChunkStore::Objects(open_flag(flag, spec, storage, false)?))
+    // The builder retries every chunk fetch itself (jittered backoff, a deadline per
+    // attempt, `--storage.max-retries` retries): the object-store client's own retries
+    // under it would multiply the requests for one failing chunk.
+    let single_attempt = StorageOptions {
+        max_retries: 0,
+        ..storage.clone()
+    };
+    Ok(ChunkStore::Objects(open_flag(
+        flag,
+        spec,
+        &single_attempt,
+        false,
+    )?))
 }
 
 /// Opens the location a flag names; an error names the flag.

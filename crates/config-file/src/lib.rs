@@ -35,6 +35,9 @@ pub enum ConfigFileError {
         /// The error.
         source: std::io::Error,
     },
+    /// Bad flags, or `--help`/`--version` (clap's message and exit status).
+    #[error(transparent)]
+    Usage(#[from] clap::Error),
     /// Not a YAML mapping, or a bad value.
     #[error("config file {path}: {reason}")]
     Invalid {
@@ -45,29 +48,26 @@ pub enum ConfigFileError {
     },
 }
 
-/// Parses the process arguments into `T`, applying `--config.file` if given; exits with
-/// clap's usage message on bad flags, like `T::parse()`.
-pub fn parse<T: CommandFactory + FromArgMatches>() -> Result<T, ConfigFileError> {
-    parse_from::<T>(std::env::args().collect())
+/// What a command line asks for.
+#[derive(Debug)]
+pub enum Parsed<T> {
+    /// Run with these settings.
+    Run(T),
+    /// `--print-config`: the effective settings as a config file, to print before
+    /// exiting successfully.
+    PrintConfig(String),
 }
 
-/// [`parse`] for a binary's `main`: an unusable config file is reported on stderr
-/// and ends the process with status 1.
-pub fn parse_or_exit<T: CommandFactory + FromArgMatches>() -> T {
-    parse::<T>().unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        std::process::exit(1)
-    })
-}
-
-/// [`parse`] over explicit arguments (`args[0]` is the program name).
+/// Parses `args` (`args[0]` is the program name) into `T`, applying `--config.file`
+/// if given. Never exits: help, version and bad flags come back as
+/// [`ConfigFileError::Usage`] for the binary to print and exit on.
 ///
-/// Every command gets `--print-config`: it prints the effective settings as a config
-/// file (each key with where its value came from, secrets redacted) and exits 0, so
-/// an operator sees what a flag, variable and file combination amounts to.
+/// Every command gets `--print-config`: it asks for the effective settings as a config
+/// file (each key with where its value came from, secrets redacted), so an operator
+/// sees what a flag, variable and file combination amounts to.
 pub fn parse_from<T: CommandFactory + FromArgMatches>(
     args: Vec<String>,
-) -> Result<T, ConfigFileError> {
+) -> Result<Parsed<T>, ConfigFileError> {
     let cmd = T::command().args_override_self(true).arg(
         clap::Arg::new(PRINT_FLAG)
             .long(PRINT_FLAG)
@@ -98,14 +98,17 @@ pub fn parse_from<T: CommandFactory + FromArgMatches>(
                     reason: format!("key {key:?}: {why}"),
                 });
             }
-            e.exit()
+            return Err(ConfigFileError::Usage(e));
         }
     };
     if matches.get_flag(PRINT_FLAG) {
-        print!("{}", render_config(&cmd, &matches, &expanded.from_file));
-        std::process::exit(0);
+        return Ok(Parsed::PrintConfig(render_config(
+            &cmd,
+            &matches,
+            &expanded.from_file,
+        )));
     }
-    Ok(T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+    Ok(Parsed::Run(T::from_arg_matches(&matches)?))
 }
 
 /// Accepts Cortex's single-dash spelling of long flags (`-schema-config-file=x`,
@@ -436,6 +439,14 @@ mod tests {
         _token_file: Option<String>,
     }
 
+    /// The settings a command line asks to run with.
+    fn run<T>(parsed: Result<Parsed<T>, ConfigFileError>) -> T {
+        match parsed.expect("parse") {
+            Parsed::Run(t) => t,
+            Parsed::PrintConfig(_) => panic!("asked to print the config"),
+        }
+    }
+
     fn args(extra: &[&str]) -> Vec<String> {
         std::iter::once("prog")
             .chain(extra.iter().copied())
@@ -454,14 +465,14 @@ mod tests {
         )
         .expect("write");
         let p = path.display().to_string();
-        let f: Flags = parse_from(args(&["--config.file", &p])).expect("parse");
+        let f: Flags = run(parse_from(args(&["--config.file", &p])));
         assert_eq!(f.work_dir, "/data");
         assert_eq!(f.tenant, ["a", "b"]);
         assert!(f.keep_files);
         assert_eq!(f.limit, 5);
-        let f: Flags = parse_from(args(&["--config.file", &p, "--work-dir", "/x"])).expect("parse");
+        let f: Flags = run(parse_from(args(&["--config.file", &p, "--work-dir", "/x"])));
         assert_eq!(f.work_dir, "/x");
-        let f: Flags = parse_from(args(&["--config.file", &p, "--tenant", "c"])).expect("parse");
+        let f: Flags = run(parse_from(args(&["--config.file", &p, "--tenant", "c"])));
         assert_eq!(
             f.tenant,
             ["c"],

@@ -92,6 +92,25 @@ pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Parses the process arguments into `T` for a binary's `main`, with `--config.file`
+/// and `--print-config` (see `config_file::parse_from`): help and version print and
+/// exit 0, bad flags print clap's usage and exit 2, `--print-config` prints the
+/// settings and exits 0, an unusable config file is reported and exits 1.
+pub fn parse_args_or_exit<T: clap::CommandFactory + clap::FromArgMatches>() -> T {
+    match config_file::parse_from::<T>(std::env::args().collect()) {
+        Ok(config_file::Parsed::Run(args)) => args,
+        Ok(config_file::Parsed::PrintConfig(text)) => {
+            print!("{text}");
+            std::process::exit(0)
+        }
+        Err(config_file::ConfigFileError::Usage(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
 /// The exit status of a run: its own on success, 1 with the error chain on failure.
 pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {

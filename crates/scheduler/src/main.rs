@@ -105,7 +105,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args: Args = config_file::parse_or_exit();
+    let args: Args = daemon::parse_args_or_exit();
     if let Err(e) = daemon::init_logging(&args.log, "info") {
         eprintln!("error: {e}");
         return std::process::ExitCode::from(2);
