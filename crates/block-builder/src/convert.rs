@@ -179,6 +179,7 @@ pub(crate) fn convert_plan(
     stores: &ChunkStores,
     cfg: &BuildConfig,
     progress: &BuildProgress,
+    gauges: &m::PlanGauges,
     report: &mut PlanReport,
     runtime: &tokio::runtime::Handle,
 ) -> Result<LocalBlock, BuildError> {
@@ -192,6 +193,7 @@ pub(crate) fn convert_plan(
         stores,
         cfg,
         progress,
+        gauges,
         report,
         runtime,
         BlockTarget {
@@ -222,6 +224,7 @@ fn convert_into(
     stores: &ChunkStores,
     cfg: &BuildConfig,
     progress: &BuildProgress,
+    gauges: &m::PlanGauges,
     report: &mut PlanReport,
     runtime: &tokio::runtime::Handle,
     target: BlockTarget<'_>,
@@ -297,6 +300,7 @@ fn convert_into(
         next_seq: 0,
         report,
         progress,
+        gauges,
     };
     let counter = Arc::clone(&progress.plan_bytes_read);
     let (plan_result, write_result) = std::thread::scope(|scope| {
@@ -305,7 +309,7 @@ fn convert_into(
             std::thread::Builder::new()
                 .name("plan-reader".into())
                 .spawn_scoped(scope, move || {
-                    let r = produce(name, plan_path, summary, counter, &tx, cancel);
+                    let r = produce(name, plan_path, summary, counter, gauges, &tx, cancel);
                     tx.close();
                     r
                 })
@@ -389,6 +393,7 @@ fn produce(
     path: &Path,
     summary: &PlanSummary,
     counter: Arc<AtomicU64>,
+    gauges: &m::PlanGauges,
     tx: &async_channel::Sender<Task>,
     cancel: &AtomicBool,
 ) -> Result<(), BuildError> {
@@ -404,7 +409,7 @@ fn produce(
         since_gauge += 1;
         if since_gauge == 256 {
             since_gauge = 0;
-            metrics::gauge!(m::PLAN_FILE_POSITION).set(counter.load(Ordering::Relaxed) as f64);
+            gauges.file_position(counter.load(Ordering::Relaxed));
         }
         if summary.repeated.contains(&sid_hash(&e.sid)) {
             let ids = held.entry(e.sid).or_default();
@@ -426,7 +431,7 @@ fn produce(
             return Ok(());
         }
     }
-    metrics::gauge!(m::PLAN_FILE_POSITION).set(counter.load(Ordering::Relaxed) as f64);
+    gauges.file_position(counter.load(Ordering::Relaxed));
     for (sid, ids) in held {
         let task = Task {
             seq,
@@ -647,6 +652,7 @@ struct Writer<'a> {
     next_seq: u64,
     report: &'a mut PlanReport,
     progress: &'a BuildProgress,
+    gauges: &'a m::PlanGauges,
 }
 
 impl Writer<'_> {
@@ -698,13 +704,14 @@ impl Writer<'_> {
         p.samples_decoded
             .fetch_add(o.stats.input, Ordering::Relaxed);
         p.samples_written.fetch_add(o.samples, Ordering::Relaxed);
-        metrics::gauge!(m::PLAN_SERIES_DONE).increment(1.0);
+        self.gauges.series_done();
         let Some(labels) = o.labels else {
             return Ok(());
         };
         // A series with nothing inside the day is left out (Cortex omits such series too).
         self.block.add_encoded(&labels, &o.encoded, o.samples)?;
-        metrics::gauge!(m::SERIES_IN_MEMORY).set(self.block.series_in_memory() as f64);
+        self.gauges
+            .series_in_memory(self.block.series_in_memory() as u64);
         Ok(())
     }
 

@@ -354,12 +354,11 @@ pub async fn build_plan(
     cfg: &BuildConfig,
     progress: &Arc<BuildProgress>,
 ) -> Result<BuildOutcome, BuildError> {
-    ::metrics::gauge!(metrics::IN_PROGRESS).set(1.0);
+    let gauges = Arc::new(metrics::PlanGauges::start());
     let mut report = PlanReport::new(&plan.location.describe(&plan.key), "", 0);
-    let result = build_inner(plan, stores, dest, cfg, progress, &mut report).await;
+    let result = build_inner(plan, stores, dest, cfg, progress, &gauges, &mut report).await;
     let base = marker_base(dest, plan, &report);
-    ::metrics::gauge!(metrics::IN_PROGRESS).set(0.0);
-    ::metrics::gauge!(metrics::SERIES_IN_MEMORY).set(0.0);
+    drop(gauges);
     progress.set_phase(Phase::Done);
     if let Err(e) = &result {
         report.status = PlanStatus::Failed;
@@ -419,6 +418,7 @@ async fn build_inner(
     dest: &Destinations,
     cfg: &BuildConfig,
     progress: &Arc<BuildProgress>,
+    gauges: &Arc<metrics::PlanGauges>,
     report: &mut PlanReport,
 ) -> Result<BuildOutcome, BuildError> {
     progress.set_phase(Phase::Validating);
@@ -452,7 +452,7 @@ async fn build_inner(
         })?
         .len();
     progress.plan_size.store(size, Ordering::Relaxed);
-    ::metrics::gauge!(metrics::PLAN_SIZE).set(size as f64);
+    gauges.plan_size(size);
     let name = plan.key.clone();
     let summary = {
         let (name, path) = (name.clone(), plan_path.clone());
@@ -496,8 +496,7 @@ async fn build_inner(
     progress
         .series_total
         .store(summary.series, Ordering::Relaxed);
-    ::metrics::gauge!(metrics::PLAN_SERIES).set(summary.series as f64);
-    ::metrics::gauge!(metrics::PLAN_SERIES_DONE).set(0.0);
+    gauges.plan_series(summary.series);
     ::metrics::gauge!(metrics::PLAN_START_TIME)
         .set((summary.day_index * cortex_index::DAY_MS / 1000) as f64);
     phase_done("validate", started);
@@ -509,16 +508,17 @@ async fn build_inner(
     let started = Instant::now();
     let runtime = tokio::runtime::Handle::current();
     let local = {
-        let (stores, cfg, plan_path, progress) = (
+        let (stores, cfg, plan_path, progress, gauges) = (
             stores.clone(),
             cfg.clone(),
             plan_path.clone(),
             Arc::clone(progress),
+            Arc::clone(gauges),
         );
         let mut r = std::mem::replace(report, PlanReport::new("", "", 0));
         let (out, r) = tokio::task::spawn_blocking(move || {
             let out = convert::convert_plan(
-                &name, &plan_path, &summary, &stores, &cfg, &progress, &mut r, &runtime,
+                &name, &plan_path, &summary, &stores, &cfg, &progress, &gauges, &mut r, &runtime,
             );
             (out.map(|b| (b, summary)), r)
         })

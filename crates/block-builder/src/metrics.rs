@@ -2,6 +2,8 @@
 //! keep their names and meaning; the rest is what an operator needs for an ETA.
 //! Counters are updated once per series or per phase, never per sample.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// Chunks fetched (Cortex).
 pub const FETCHED_CHUNKS: &str = "cortex_blocksconvert_builder_fetched_chunks_total";
 /// Bytes of chunks fetched (Cortex).
@@ -46,6 +48,79 @@ pub const PLAN_SERIES_DONE: &str = "cortex_blocksconvert_builder_plan_series_don
 pub const PLANS: &str = "cortex_blocksconvert_builder_plans_total";
 /// Duration of each build phase (`validate`, `convert`, `upload`), per plan.
 pub const PHASE_SECONDS: &str = "cortex_blocksconvert_builder_phase_duration_seconds";
+
+/// One build's share of the plan gauges above. Several plans can build at once in
+/// one process (`convert`, a builder with `--concurrency`), so each gauge is the sum
+/// over the plans in flight: a build moves its own contribution as it goes and takes
+/// it all back when dropped (`IN_PROGRESS` counts the builds).
+#[derive(Debug)]
+pub struct PlanGauges {
+    size: AtomicU64,
+    series: AtomicU64,
+    series_done: AtomicU64,
+    file_position: AtomicU64,
+    series_in_memory: AtomicU64,
+}
+
+impl PlanGauges {
+    /// A build starts.
+    pub fn start() -> Self {
+        metrics::gauge!(IN_PROGRESS).increment(1.0);
+        Self {
+            size: AtomicU64::new(0),
+            series: AtomicU64::new(0),
+            series_done: AtomicU64::new(0),
+            file_position: AtomicU64::new(0),
+            series_in_memory: AtomicU64::new(0),
+        }
+    }
+
+    fn move_to(cell: &AtomicU64, gauge: &'static str, value: u64) {
+        let old = cell.swap(value, Ordering::Relaxed);
+        metrics::gauge!(gauge).increment(value as f64 - old as f64);
+    }
+
+    /// The plan file's size.
+    pub fn plan_size(&self, bytes: u64) {
+        Self::move_to(&self.size, PLAN_SIZE, bytes);
+    }
+
+    /// The plan's series.
+    pub fn plan_series(&self, series: u64) {
+        Self::move_to(&self.series, PLAN_SERIES, series);
+    }
+
+    /// Bytes of the plan file read so far.
+    pub fn file_position(&self, bytes: u64) {
+        Self::move_to(&self.file_position, PLAN_FILE_POSITION, bytes);
+    }
+
+    /// Series records the block writer holds in memory now.
+    pub fn series_in_memory(&self, records: u64) {
+        Self::move_to(&self.series_in_memory, SERIES_IN_MEMORY, records);
+    }
+
+    /// One more series done.
+    pub fn series_done(&self) {
+        self.series_done.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(PLAN_SERIES_DONE).increment(1.0);
+    }
+}
+
+impl Drop for PlanGauges {
+    fn drop(&mut self) {
+        for (cell, gauge) in [
+            (&self.size, PLAN_SIZE),
+            (&self.series, PLAN_SERIES),
+            (&self.series_done, PLAN_SERIES_DONE),
+            (&self.file_position, PLAN_FILE_POSITION),
+            (&self.series_in_memory, SERIES_IN_MEMORY),
+        ] {
+            Self::move_to(cell, gauge, 0);
+        }
+        metrics::gauge!(IN_PROGRESS).decrement(1.0);
+    }
+}
 
 /// Registers help texts (call once after installing a recorder).
 pub fn describe() {
@@ -132,5 +207,50 @@ pub fn describe() {
         PlanStatus::Failed,
     ] {
         metrics::counter!(PLANS, "status" => status.as_str()).increment(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    #[test]
+    fn builds_at_once_add_up_and_each_takes_its_share_back() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let a = PlanGauges::start();
+            let b = PlanGauges::start();
+            a.plan_series(10);
+            b.plan_series(5);
+            a.series_done();
+            b.series_done();
+            b.series_done();
+            a.series_in_memory(7);
+            a.series_in_memory(3);
+            b.series_in_memory(4);
+            let text = handle.render();
+            assert_eq!(value(&text, IN_PROGRESS), 2.0, "{text}");
+            assert_eq!(value(&text, PLAN_SERIES), 15.0, "{text}");
+            assert_eq!(value(&text, PLAN_SERIES_DONE), 3.0, "{text}");
+            assert_eq!(value(&text, SERIES_IN_MEMORY), 7.0, "{text}");
+            drop(a);
+            let text = handle.render();
+            assert_eq!(value(&text, IN_PROGRESS), 1.0, "{text}");
+            assert_eq!(value(&text, PLAN_SERIES), 5.0, "{text}");
+            assert_eq!(value(&text, PLAN_SERIES_DONE), 2.0, "{text}");
+            assert_eq!(value(&text, SERIES_IN_MEMORY), 4.0, "{text}");
+            drop(b);
+            let text = handle.render();
+            for g in [IN_PROGRESS, PLAN_SERIES, PLAN_SERIES_DONE, SERIES_IN_MEMORY] {
+                assert_eq!(value(&text, g), 0.0, "{g}: {text}");
+            }
+        });
     }
 }

@@ -21,7 +21,7 @@ use cortex_index::schema::SchemaConfig;
 use index_source::IndexSource;
 use scan::{ScanConfig, ScanError, ScanOutcome, ScanProgress};
 use scheduling::queue::QueueOrder;
-use scheduling::registry::{RegistryConfig, Status};
+use scheduling::registry::{RegistryConfig, STATUS_NAMES, Status};
 use scheduling::scheduler::{Scheduler, SchedulerConfig};
 use storage::{StorageOptions, StoreLocation};
 
@@ -131,25 +131,30 @@ impl ConvertProgress {
         if !scheduler.is_ready() {
             return None;
         }
+        // Counts are kept per status and leases in their own set: this poll (several
+        // times a second) costs O(leases) under the registry lock, not O(plans).
         Some(scheduler.with_registry(|reg| {
-            let mut s = ConvertStatus::default();
-            for r in reg.plans() {
-                s.total += 1;
-                match &r.status {
-                    Status::Finished { .. } => s.finished += 1,
-                    Status::Error { .. } | Status::Invalid { .. } => s.failed += 1,
-                    Status::Waiting { .. } => s.waiting += 1,
-                    Status::Leased(l) => s.active.push(ActivePlan {
+            let count = |name: &str| {
+                STATUS_NAMES
+                    .iter()
+                    .position(|n| *n == name)
+                    .map_or(0, |i| reg.counts()[i])
+            };
+            ConvertStatus {
+                total: reg.counts().iter().sum(),
+                finished: count("finished"),
+                failed: count("error") + count("invalid"),
+                waiting: count("waiting"),
+                active: reg
+                    .leases()
+                    .map(|(r, l)| ActivePlan {
                         plan: r.base.clone(),
                         phase: l.progress.phase.clone(),
                         series_done: l.progress.series_done,
                         series_total: l.progress.series_total,
-                    }),
-                    Status::New | Status::Starting { .. } => {}
-                }
+                    })
+                    .collect(),
             }
-            s.active.sort_by(|a, b| a.plan.cmp(&b.plan));
-            s
         }))
     }
 }

@@ -322,6 +322,9 @@ pub struct Registry {
     plans: HashMap<String, PlanRecord>,
     queue: Queue,
     waiting: BTreeSet<(Millis, String)>,
+    /// Plans in `Status::Leased`: what the periodic expiry and progress polls walk,
+    /// so their work is proportional to the leases, not to all plans.
+    leased: BTreeSet<String>,
     counts: [u64; STATUS_NAMES.len()],
     version: u64,
 }
@@ -339,6 +342,7 @@ impl Registry {
             cfg,
             plans: HashMap::new(),
             waiting: BTreeSet::new(),
+            leased: BTreeSet::new(),
             counts: [0; STATUS_NAMES.len()],
             version: 0,
         }
@@ -379,6 +383,17 @@ impl Registry {
         self.plans.values()
     }
 
+    /// Every leased plan with its lease, in plan order; O(leases).
+    pub fn leases(&self) -> impl Iterator<Item = (&PlanRecord, &Lease)> {
+        self.leased.iter().filter_map(|b| {
+            let rec = self.plans.get(b)?;
+            match &rec.status {
+                Status::Leased(l) => Some((rec, l)),
+                _ => None,
+            }
+        })
+    }
+
     fn leave(&mut self, rec_status: &Status, tenant: &str, day: Option<i32>, base: &str) {
         match rec_status {
             Status::New => {
@@ -388,6 +403,9 @@ impl Registry {
             }
             Status::Waiting { until } => {
                 self.waiting.remove(&(*until, base.to_owned()));
+            }
+            Status::Leased(_) => {
+                self.leased.remove(base);
             }
             _ => {}
         }
@@ -403,6 +421,9 @@ impl Registry {
             }
             Status::Waiting { until } => {
                 self.waiting.insert((*until, base.to_owned()));
+            }
+            Status::Leased(_) => {
+                self.leased.insert(base.to_owned());
             }
             _ => {}
         }
@@ -800,7 +821,10 @@ impl Registry {
     /// Leases silent for longer than their TTL, marked closing so they are handled once.
     pub fn take_expired(&mut self, now: Millis) -> Vec<ExpiredLease> {
         let mut out = Vec::new();
-        for rec in self.plans.values_mut() {
+        for base in &self.leased {
+            let Some(rec) = self.plans.get_mut(base) else {
+                continue;
+            };
             if let Status::Leased(lease) = &mut rec.status
                 && !lease.closing
                 && now - lease.last_heartbeat >= ms(lease.ttl)
@@ -823,7 +847,10 @@ impl Registry {
     /// each.
     pub fn take_leases_of(&mut self, worker: &str) -> Vec<(String, Vec<String>)> {
         let mut out = Vec::new();
-        for rec in self.plans.values_mut() {
+        for base in &self.leased {
+            let Some(rec) = self.plans.get_mut(base) else {
+                continue;
+            };
             if let Status::Leased(lease) = &mut rec.status
                 && !lease.closing
                 && lease.worker == worker
@@ -900,6 +927,12 @@ mod tests {
             0,
         );
         assert_eq!(r.counts(), [1, 0, 0, 1, 0, 0, 1]);
+        let leased: Vec<&str> = r
+            .leases()
+            .map(|(p, l)| (p.base.as_str(), l))
+            .map(|(b, _)| b)
+            .collect();
+        assert_eq!(leased, ["a/2"], "the lease set follows the status");
         // Wrong worker and wrong attempt are refused; the holder extends it.
         assert!(matches!(
             r.heartbeat("a/2", 1, "w2", "t1", WorkProgress::default(), 1),
@@ -936,6 +969,11 @@ mod tests {
         r.finish("a/2", "01ULID");
         assert!(r.finished_with("a/2", "01ULID"));
         assert_eq!(r.counts(), [1, 0, 0, 0, 1, 0, 1]);
+        assert_eq!(
+            r.leases().count(),
+            0,
+            "a finished plan leaves the lease set"
+        );
     }
 
     #[test]
