@@ -4,9 +4,75 @@
 //! blocks (`<tenant>/<ULID>/`), so it is held to Cortex's own rules
 //! (`tenant.ValidTenantID`): at most 150 characters from `[a-zA-Z0-9!-_.*'()]`, and
 //! not `.` or `..`. A day index must name a day a chunk can have been written on and
-//! whose millisecond range fits an `i64`.
+//! whose millisecond range fits an `i64`. [`TenantFilter`] is the tenant selection
+//! the scanner, the scheduler and `verify` share.
 
 use crate::DAY_MS;
+
+/// A tenant filter's ignore regex does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("--ignore-tenants-regex {regex:?}: {reason}")]
+pub struct TenantFilterError {
+    /// The regex given.
+    pub regex: String,
+    /// Why it does not compile.
+    pub reason: String,
+}
+
+/// Tenant allow list and ignore regex (Cortex's `-scanner.allowed-users` /
+/// `-scanner.ignore-users-regex`): rejection wins.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFilter {
+    allowed: Vec<String>,
+    ignore: Option<regex::Regex>,
+}
+
+impl TenantFilter {
+    /// `allowed` entries may be comma-separated lists; whitespace is trimmed; empty = all.
+    pub fn new(allowed: &[String], ignore_regex: Option<&str>) -> Result<Self, TenantFilterError> {
+        let mut list: Vec<String> = allowed
+            .iter()
+            .flat_map(|a| a.split(','))
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        list.sort();
+        list.dedup();
+        let ignore = match ignore_regex.filter(|r| !r.is_empty()) {
+            Some(r) => Some(regex::Regex::new(r).map_err(|e| TenantFilterError {
+                regex: r.to_owned(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            allowed: list,
+            ignore,
+        })
+    }
+
+    /// Whether the tenant's rows are kept.
+    pub fn accepts(&self, tenant: &str) -> bool {
+        if !self.allowed.is_empty()
+            && self
+                .allowed
+                .binary_search_by(|a| a.as_str().cmp(tenant))
+                .is_err()
+        {
+            return false;
+        }
+        !self.ignore.as_ref().is_some_and(|r| r.is_match(tenant))
+    }
+
+    /// A stable description for the checkpoint fingerprint.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "allow={:?} ignore={:?}",
+            self.allowed,
+            self.ignore.as_ref().map(|r| r.as_str())
+        )
+    }
+}
 
 /// Longest tenant ID Cortex accepts.
 pub const MAX_TENANT_ID_LENGTH: usize = 150;
@@ -56,6 +122,16 @@ pub fn day_range_ms(day: i64) -> Option<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_filter_rejection_wins() {
+        let f = TenantFilter::new(&["a, b".into(), "c".into()], Some("^b$")).expect("ok");
+        assert!(f.accepts("a") && f.accepts("c"));
+        assert!(!f.accepts("b") && !f.accepts("d"));
+        let f = TenantFilter::new(&[], Some("^team-")).expect("ok");
+        assert!(f.accepts("acme") && !f.accepts("team-a"));
+        assert!(TenantFilter::new(&[], Some("(")).is_err());
+    }
 
     #[test]
     fn cortex_tenant_rules() {

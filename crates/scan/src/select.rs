@@ -14,9 +14,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+pub use config_file::TenantFlags;
 use cortex_index::DAY_MS;
 use cortex_index::schema::SchemaConfig;
-use regex::Regex;
+pub use cortex_index::tenant::TenantFilter;
 
 /// Clap value parser for day flags (`--period-start 2020-11-19`, `--day …`): the
 /// day index.
@@ -75,9 +76,9 @@ pub enum SelectError {
         "table {0} given by --tables is not an index table of a convertible period found in the source"
     )]
     UnknownTable(String),
-    /// Bad regex.
-    #[error("--ignore-tenants-regex {0:?}: {1}")]
-    BadRegex(String, String),
+    /// Bad tenant filter.
+    #[error(transparent)]
+    Tenants(#[from] cortex_index::tenant::TenantFilterError),
     /// No table of the source belongs to a convertible period of the schema.
     #[error(
         "no index table in the source matches the schema: {periods}; the source has {tables} (check the schema's index prefix and period, or --index)"
@@ -254,87 +255,6 @@ impl<'a> DayFilter<'a> {
     }
 }
 
-/// The tenant flags every service takes (`--tenant`, `--ignore-tenants-regex`, with the
-/// Cortex scanner's and scheduler's names as aliases).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct TenantFlags {
-    /// Only these tenants (repeat or comma-separate); all when absent.
-    #[arg(
-        long = "tenant",
-        env = "BLOCKSCONVERT_TENANTS",
-        aliases = ["scanner.allowed-users", "scheduler.allowed-users"],
-        value_delimiter = ','
-    )]
-    pub tenants: Vec<String>,
-    /// Tenants whose ID matches are ignored (checked after --tenant; rejection wins).
-    #[arg(
-        long,
-        env = "BLOCKSCONVERT_IGNORE_TENANTS_REGEX",
-        aliases = ["scanner.ignore-users-regex", "scheduler.ignore-users-regex"]
-    )]
-    pub ignore_tenants_regex: Option<String>,
-}
-
-impl TenantFlags {
-    /// The filter these flags describe.
-    pub fn filter(&self) -> Result<TenantFilter, SelectError> {
-        TenantFilter::new(&self.tenants, self.ignore_tenants_regex.as_deref())
-    }
-}
-
-/// Tenant allow list and ignore regex.
-#[derive(Debug, Clone, Default)]
-pub struct TenantFilter {
-    allowed: Vec<String>,
-    ignore: Option<Regex>,
-}
-
-impl TenantFilter {
-    /// `allowed` entries may be comma-separated lists; whitespace is trimmed; empty = all.
-    pub fn new(allowed: &[String], ignore_regex: Option<&str>) -> Result<Self, SelectError> {
-        let mut list: Vec<String> = allowed
-            .iter()
-            .flat_map(|a| a.split(','))
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
-        list.sort();
-        list.dedup();
-        let ignore = match ignore_regex.filter(|r| !r.is_empty()) {
-            Some(r) => Some(
-                Regex::new(r).map_err(|e| SelectError::BadRegex(r.to_owned(), e.to_string()))?,
-            ),
-            None => None,
-        };
-        Ok(Self {
-            allowed: list,
-            ignore,
-        })
-    }
-
-    /// Whether the tenant's rows are kept.
-    pub fn accepts(&self, tenant: &str) -> bool {
-        if !self.allowed.is_empty()
-            && self
-                .allowed
-                .binary_search_by(|a| a.as_str().cmp(tenant))
-                .is_err()
-        {
-            return false;
-        }
-        !self.ignore.as_ref().is_some_and(|r| r.is_match(tenant))
-    }
-
-    /// A stable description for the checkpoint fingerprint.
-    pub fn fingerprint(&self) -> String {
-        format!(
-            "allow={:?} ignore={:?}",
-            self.allowed,
-            self.ignore.as_ref().map(|r| r.as_str())
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,15 +353,5 @@ mod tests {
         let mut f = DayFilter::new(&s, "idx_2655", index_source::DYNAMO_STORES);
         assert!(f.accepts(18586));
         assert!(!f.accepts(18550));
-    }
-
-    #[test]
-    fn tenant_filter_rejection_wins() {
-        let f = TenantFilter::new(&["a, b".into(), "c".into()], Some("^b$")).expect("ok");
-        assert!(f.accepts("a") && f.accepts("c"));
-        assert!(!f.accepts("b") && !f.accepts("d"));
-        let f = TenantFilter::new(&[], Some("^team-")).expect("ok");
-        assert!(f.accepts("acme") && !f.accepts("team-a"));
-        assert!(TenantFilter::new(&[], Some("(")).is_err());
     }
 }

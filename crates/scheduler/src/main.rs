@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use scan::select::TenantFlags;
+use config_file::TenantFlags;
 use scheduling::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
 use storage::{StorageOptions, StoreLocation};
 use transport_security::ServerSecurityFlags;

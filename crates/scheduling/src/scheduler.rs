@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use scan::select::TenantFilter;
+use cortex_index::tenant::TenantFilter;
 use serde::Serialize;
 use storage::StoreLocation;
 use tokio::sync::Notify;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use blocksconvert_scheduling::registry::Status;
 use blocksconvert_scheduling::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
-use scan::select::TenantFilter;
+use cortex_index::tenant::TenantFilter;
 use storage::StoreLocation;
 
 const ULID: &str = "01JE0000000000000000000000";

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use blocksconvert_scheduling::scheduler::{CompletionStats, GrantedLease, LeaseRef};
 use blocksconvert_scheduling::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
-use scan::select::TenantFilter;
+use cortex_index::tenant::TenantFilter;
 use storage::StoreLocation;
 
 fn corpus_plans() -> std::path::PathBuf {
