@@ -210,7 +210,7 @@ pub fn render_config(cmd: &Command, matches: &ArgMatches, from_file: &[String]) 
             if v.parse::<f64>().is_ok() {
                 return v.to_owned();
             }
-            serde_yaml::to_string(v)
+            serde_yaml_ng::to_string(v)
                 .map(|t| t.trim_end().to_owned())
                 .unwrap_or_else(|_| format!("{v:?}"))
         };
@@ -272,10 +272,11 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Expanded, ConfigFileError>
         path: path.clone(),
         reason,
     };
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| invalid(e.to_string()))?;
     let map = match doc {
-        serde_yaml::Value::Mapping(m) => m,
-        serde_yaml::Value::Null => Default::default(),
+        serde_yaml_ng::Value::Mapping(m) => m,
+        serde_yaml_ng::Value::Null => Default::default(),
         _ => return Err(invalid("expected a mapping of flag names to values".into())),
     };
     let mut injected = Vec::new();
@@ -319,11 +320,11 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Expanded, ConfigFileError>
         }
         from_file.push(arg.get_long().unwrap_or(&key).to_owned());
         let secret = arg.get_long().is_some_and(is_secret_key);
-        let scalar = |v: &serde_yaml::Value| -> Result<String, ConfigFileError> {
+        let scalar = |v: &serde_yaml_ng::Value| -> Result<String, ConfigFileError> {
             match v {
-                serde_yaml::Value::String(s) => Ok(s.clone()),
-                serde_yaml::Value::Number(n) => Ok(n.to_string()),
-                serde_yaml::Value::Bool(b) => Ok(b.to_string()),
+                serde_yaml_ng::Value::String(s) => Ok(s.clone()),
+                serde_yaml_ng::Value::Number(n) => Ok(n.to_string()),
+                serde_yaml_ng::Value::Bool(b) => Ok(b.to_string()),
                 _ if secret => Err(invalid(format!(
                     "key {key:?}: expected a single value (not shown: the key holds a secret)"
                 ))),
@@ -332,8 +333,8 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Expanded, ConfigFileError>
         };
         match arg.get_action() {
             ArgAction::SetTrue => match v {
-                serde_yaml::Value::Bool(true) => injected.push(format!("--{key}")),
-                serde_yaml::Value::Bool(false) => {}
+                serde_yaml_ng::Value::Bool(true) => injected.push(format!("--{key}")),
+                serde_yaml_ng::Value::Bool(false) => {}
                 _ if secret => {
                     return Err(invalid(format!(
                         "key {key:?}: expected true or false (value not shown: secret)"
@@ -347,7 +348,7 @@ fn expand(cmd: &Command, args: Vec<String>) -> Result<Expanded, ConfigFileError>
             },
             _ => {
                 let values = match &v {
-                    serde_yaml::Value::Sequence(items) => {
+                    serde_yaml_ng::Value::Sequence(items) => {
                         items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?
                     }
                     other => vec![scalar(other)?],
