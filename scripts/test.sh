@@ -68,8 +68,16 @@ fi
 # Incremental caches only help repeated local builds; a clean run would write several GB
 # of them for nothing.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# Unused dependencies: cargo-machete (crates.io), built once into .test-tools/.
+if [ ! -x "$tools/cargo-machete/bin/cargo-machete" ]; then
+  echo "installing cargo-machete 0.9.2 into $tools/cargo-machete…"
+  cargo install -q --locked cargo-machete --version 0.9.2 --root "$tools/cargo-machete"
+fi
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# --with-metadata reads real crate names (packages renamed in the workspace).
+"$tools/cargo-machete/bin/cargo-machete" --with-metadata
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Every suite runs even when one fails (no fail-fast), and the summary is always
