@@ -1078,6 +1078,11 @@ impl Scheduler {
     pub fn snapshot(&self) -> crate::status::Snapshot {
         let now = self.now();
         let ready = self.is_ready();
-        self.reg(|r| crate::status::snapshot(r, now, ready, &self.cfg.tool, &self.plans_url))
+        // Only the copy holds the registry lock; sorting and totals come after.
+        self.reg(|r| crate::status::copy(r, now)).into_snapshot(
+            ready,
+            &self.cfg.tool,
+            &self.plans_url,
+        )
     }
 }

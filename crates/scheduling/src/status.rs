@@ -84,10 +84,21 @@ pub struct Snapshot {
     pub plans: Vec<PlanLine>,
 }
 
-/// Builds the snapshot.
-pub fn snapshot(reg: &Registry, now: Millis, ready: bool, tool: &str, location: &str) -> Snapshot {
+/// What the status page needs from the registry, copied under its lock; sorting and
+/// per-tenant totals happen after the lock is released ([`RegistryCopy::into_snapshot`]).
+#[derive(Debug)]
+pub struct RegistryCopy {
+    plans: Vec<PlanLine>,
+    counts: BTreeMap<&'static str, u64>,
+    queue_length: usize,
+    queue_days: Option<(i32, i32)>,
+    queue_head: Vec<String>,
+}
+
+/// Copies one line per plan and the queue's head: the only work done under the lock.
+pub fn copy(reg: &Registry, now: Millis) -> RegistryCopy {
     let secs = |ms: Millis| (ms.max(0) as f64 / 100.0).round() / 10.0;
-    let mut plans: Vec<PlanLine> = reg
+    let plans: Vec<PlanLine> = reg
         .plans()
         .map(|r| {
             let mut line = PlanLine {
@@ -130,28 +141,48 @@ pub fn snapshot(reg: &Registry, now: Millis, ready: bool, tool: &str, location: 
             line
         })
         .collect();
-    plans.sort_by(|a, b| (&a.tenant, a.day, &a.plan).cmp(&(&b.tenant, b.day, &b.plan)));
-    let mut tenants: BTreeMap<String, TenantLine> = BTreeMap::new();
-    for p in &plans {
-        let t = tenants.entry(p.tenant.clone()).or_default();
-        t.total += 1;
-        match p.status {
-            "finished" => t.finished += 1,
-            "leased" | "starting" => t.leased += 1,
-            "new" | "waiting" => t.pending += 1,
-            _ => t.failed += 1,
-        }
-    }
-    Snapshot {
-        ready,
-        tool: tool.to_owned(),
-        plans_location: location.to_owned(),
+    RegistryCopy {
+        plans,
         counts: STATUS_NAMES.iter().copied().zip(reg.counts()).collect(),
         queue_length: reg.queue().len(),
         queue_days: reg.queue().day_range(),
         queue_head: reg.queue().peek(20),
-        tenants,
-        plans,
+    }
+}
+
+impl RegistryCopy {
+    /// Sorts the plans and totals them per tenant.
+    pub fn into_snapshot(self, ready: bool, tool: &str, location: &str) -> Snapshot {
+        let RegistryCopy {
+            mut plans,
+            counts,
+            queue_length,
+            queue_days,
+            queue_head,
+        } = self;
+        plans.sort_by(|a, b| (&a.tenant, a.day, &a.plan).cmp(&(&b.tenant, b.day, &b.plan)));
+        let mut tenants: BTreeMap<String, TenantLine> = BTreeMap::new();
+        for p in &plans {
+            let t = tenants.entry(p.tenant.clone()).or_default();
+            t.total += 1;
+            match p.status {
+                "finished" => t.finished += 1,
+                "leased" | "starting" => t.leased += 1,
+                "new" | "waiting" => t.pending += 1,
+                _ => t.failed += 1,
+            }
+        }
+        Snapshot {
+            ready,
+            tool: tool.to_owned(),
+            plans_location: location.to_owned(),
+            counts,
+            queue_length,
+            queue_days,
+            queue_head,
+            tenants,
+            plans,
+        }
     }
 }
 
