@@ -68,16 +68,23 @@ fi
 # Incremental caches only help repeated local builds; a clean run would write several GB
 # of them for nothing.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-# Unused dependencies: cargo-machete (crates.io), built once into .test-tools/.
+# Dependency checks: cargo-machete (unused dependencies) and cargo-deny (licenses,
+# sources, bans; deny.toml), from crates.io, built once into .test-tools/.
 if [ ! -x "$tools/cargo-machete/bin/cargo-machete" ]; then
   echo "installing cargo-machete 0.9.2 into $tools/cargo-machete…"
   cargo install -q --locked cargo-machete --version 0.9.2 --root "$tools/cargo-machete"
+fi
+if [ ! -x "$tools/cargo-deny/bin/cargo-deny" ]; then
+  echo "installing cargo-deny 0.20.2 into $tools/cargo-deny…"
+  cargo install -q --locked cargo-deny --version 0.20.2 --root "$tools/cargo-deny"
 fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # --with-metadata reads real crate names (packages renamed in the workspace).
 "$tools/cargo-machete/bin/cargo-machete" --with-metadata
+# Advisories need the advisory database from the network; the rest runs offline.
+"$tools/cargo-deny/bin/cargo-deny" check --hide-inclusion-graph bans licenses sources
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Every suite runs even when one fails (no fail-fast), and the summary is always
