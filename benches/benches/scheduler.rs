@@ -82,7 +82,8 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let (stop, sd) = daemon::Shutdown::channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sd = stop.clone();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(pb::scheduler_server::SchedulerServer::new(
@@ -90,7 +91,7 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
             ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
-                async move { sd.signalled().await },
+                async move { sd.cancelled().await },
             ),
     );
     let started = Instant::now();
@@ -148,7 +149,7 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
     assert_eq!(total, n, "every plan leased and completed once");
     let finished = scheduler.with_registry(|r| r.counts()[4]);
     assert_eq!(finished as usize, n);
-    let _ = stop.send(true);
+    stop.cancel();
     let _ = server.await;
     println!(
         "{label}: {n} plans (setup {setup:.1?}, first listing {scan:.2?}): leased + completed in {took:.2?} = {:.0} plans/s with {WORKERS} workers",

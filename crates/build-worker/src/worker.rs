@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use block_builder::{
     BuildConfig, BuildError, BuildOutcome, BuildProgress, ChunkStores, Destinations, PlanIdentity,
@@ -226,7 +227,7 @@ pub async fn run(
     stores: ChunkStores,
     blocks: StoreLocation,
     build: BuildConfig,
-    shutdown: daemon::Shutdown,
+    shutdown: CancellationToken,
 ) -> Result<WorkerSummary, WorkerError> {
     // Leftovers of a crashed run are useless: their leases are re-built from scratch.
     // The `lock` file (held by the binary for the whole run) stays.
@@ -241,12 +242,14 @@ pub async fn run(
         active: Arc::new(Mutex::new(HashMap::new())),
         existing: Default::default(),
     });
-    let (hb_stop_tx, hb_stop) = daemon::Shutdown::channel();
+    // Heartbeats stop when this function returns, on every path.
+    let hb_stop = CancellationToken::new();
+    let hb_stop_on_return = hb_stop.clone().drop_guard();
     let heartbeats = tokio::spawn(heartbeat_loop(Arc::clone(&ctx), hb_stop));
     let mut tasks: JoinSet<Outcome> = JoinSet::new();
     let mut summary = WorkerSummary::default();
     let mut rpc_backoff = Duration::from_millis(200);
-    while !shutdown.is_set() {
+    while !shutdown.is_cancelled() {
         while let Some(r) = tasks.try_join_next() {
             if let Ok(o) = r {
                 summary.record(o);
@@ -256,7 +259,7 @@ pub async fn run(
         if free == 0 {
             tokio::select! {
                 r = tasks.join_next() => if let Some(Ok(o)) = r { summary.record(o) },
-                _ = shutdown.signalled() => {}
+                _ = shutdown.cancelled() => {}
             }
             continue;
         }
@@ -274,7 +277,7 @@ pub async fn run(
                 rpc_backoff = Duration::from_millis(200);
                 for lease in resp.into_inner().leases {
                     let c = Arc::clone(&ctx);
-                    let releasing = shutdown.is_set();
+                    let releasing = shutdown.is_cancelled();
                     tasks.spawn(async move { run_lease(c, lease, releasing).await });
                 }
             }
@@ -283,7 +286,7 @@ pub async fn run(
                 tracing::warn!(code = ?status.code(), error = %status.message(), retry_in = ?rpc_backoff, "cannot lease from the scheduler");
                 tokio::select! {
                     _ = tokio::time::sleep(rpc_backoff) => {}
-                    _ = shutdown.signalled() => {}
+                    _ = shutdown.cancelled() => {}
                 }
                 rpc_backoff = (rpc_backoff * 2).min(Duration::from_secs(5));
             }
@@ -314,7 +317,7 @@ pub async fn run(
             }
         }
     }
-    let _ = hb_stop_tx.send(true);
+    drop(hb_stop_on_return);
     let _ = heartbeats.await;
     Ok(summary)
 }
@@ -608,7 +611,7 @@ async fn release(ctx: &Ctx, lease: &pb::Lease, reason: &str) -> Outcome {
 /// Sends every held lease's progress each heartbeat period; cancels leases the
 /// scheduler says are lost, and fences itself when no heartbeat was acknowledged for
 /// ¾ of a lease's TTL (the scheduler re-queues it at the full TTL).
-async fn heartbeat_loop(ctx: Arc<Ctx>, stop: daemon::Shutdown) {
+async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
     let mut last_ack = Instant::now();
     loop {
         // A copy of the handles, taken under the lock; logging, metrics, cancelling
@@ -673,7 +676,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: daemon::Shutdown) {
                 }
             }
         }
-        if stop.wait_for(period).await {
+        if tokio::time::timeout(period, stop.cancelled()).await.is_ok() {
             return;
         }
     }

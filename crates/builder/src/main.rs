@@ -94,11 +94,12 @@ async fn run(a: Args) -> anyhow::Result<()> {
         token: a.security.token()?,
     };
     let client = build_worker::connect(&a.scheduler, security)?;
-    let (stop_tx, stop_rx) = daemon::Shutdown::channel();
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     tokio::spawn(async move {
         daemon::wait_for_signal().await;
         tracing::info!("signal received: draining");
-        let _ = stop_tx.send(true);
+        stop_tx.cancel();
     });
     tracing::info!(worker = %cfg.name, scheduler = %a.scheduler, concurrency = cfg.concurrency, "builder starting");
     let build = a.build.build_config()?;

@@ -153,11 +153,12 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         .open(&b.storage, &root.join("scan").join("downloads"))
         .await?;
 
-    let (stop, shutdown) = daemon::Shutdown::channel();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
     tokio::spawn(async move {
         daemon::wait_for_signal().await;
         eprintln!("signal received: stopping (running tenant-days are released; rerun to resume)");
-        let _ = stop.send(true);
+        stop.cancel();
     });
     let progress = Arc::new(ConvertProgress::default());
     let display = Display::start(a.quiet, a.builders.max(1), Arc::clone(&progress));

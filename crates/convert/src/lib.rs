@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use block_builder::{BadChunkKind, BuildConfig, ChunkStores, PlanReport};
 use build_worker::worker::{WorkerConfig, WorkerSummary};
@@ -255,7 +256,7 @@ pub async fn run(
     schema: &SchemaConfig,
     cfg: ConvertConfig,
     progress: Arc<ConvertProgress>,
-    shutdown: daemon::Shutdown,
+    shutdown: CancellationToken,
 ) -> Result<ConvertSummary, ConvertError> {
     let started = Instant::now();
     let mut summary = ConvertSummary::default();
@@ -265,7 +266,7 @@ pub async fn run(
     let cancel_scan = {
         let (p, sd) = (Arc::clone(&progress.scan), shutdown.clone());
         tokio::spawn(async move {
-            sd.signalled().await;
+            sd.cancelled().await;
             p.cancel();
         })
     };
@@ -328,7 +329,7 @@ pub async fn run(
     summary.retried = retried;
     let _ = progress.scheduler.set(Arc::clone(&scheduler));
 
-    let (stop_services, services_shutdown) = daemon::Shutdown::channel();
+    let services_shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(ConvertError::Listen)?;
@@ -344,21 +345,28 @@ pub async fn run(
             token: Some(token.clone()),
             ..Default::default()
         },
-        services_shutdown,
+        services_shutdown.clone(),
     )?;
 
     // The builders stop when every plan is finished or given up on, or on a signal.
-    let (stop_builders, builders_shutdown) = daemon::Shutdown::channel();
+    let builders_shutdown = CancellationToken::new();
     let watcher = {
-        let (p, sd) = (Arc::clone(&progress), shutdown.clone());
+        let (p, sd, stop_builders) = (
+            Arc::clone(&progress),
+            shutdown.clone(),
+            builders_shutdown.clone(),
+        );
         tokio::spawn(async move {
             loop {
-                if sd.wait_for(Duration::from_millis(250)).await {
-                    let _ = stop_builders.send(true);
+                if tokio::time::timeout(Duration::from_millis(250), sd.cancelled())
+                    .await
+                    .is_ok()
+                {
+                    stop_builders.cancel();
                     return true;
                 }
                 if p.status().is_some_and(|s| s.pending() == 0) {
-                    let _ = stop_builders.send(true);
+                    stop_builders.cancel();
                     return false;
                 }
             }
@@ -389,7 +397,7 @@ pub async fn run(
     )
     .await;
     summary.interrupted = watcher.await.unwrap_or(true);
-    let _ = stop_services.send(true);
+    services_shutdown.cancel();
     servers.stopped(Duration::from_secs(10)).await;
     summary.builds = worker?;
 

@@ -158,43 +158,6 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .block_on(fut)
 }
 
-/// The receiving side of a process's shutdown switch (a `watch` channel set to true),
-/// shared by servers, background loops and workers.
-#[derive(Clone, Debug)]
-pub struct Shutdown(pub tokio::sync::watch::Receiver<bool>);
-
-impl Shutdown {
-    /// A switch and its receiver.
-    pub fn channel() -> (tokio::sync::watch::Sender<bool>, Self) {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        (tx, Self(rx))
-    }
-
-    /// Whether shutdown has begun.
-    pub fn is_set(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Waits up to `d`; true when shutting down.
-    pub async fn wait_for(&self, d: Duration) -> bool {
-        let mut rx = self.0.clone();
-        if *rx.borrow() {
-            return true;
-        }
-        tokio::time::timeout(d, rx.changed()).await.is_ok() && *rx.borrow()
-    }
-
-    /// Resolves once shutdown begins (or the switch is dropped).
-    pub async fn signalled(&self) {
-        let mut rx = self.0.clone();
-        while !*rx.borrow() {
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
 /// Creates `dir` and holds an exclusive lock on `<dir>/lock` for as long as the
 /// returned file lives: two processes never share a work dir (one would wipe or
 /// rewrite the other's state). The lock goes with the process, however it ends.

@@ -162,7 +162,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         storage::shareable_url(&a.plans).with_context(|| format!("--plans {}", a.plans))?,
         blocks,
     ));
-    let (stop_tx, shutdown) = daemon::Shutdown::channel();
+    let shutdown = tokio_util::sync::CancellationToken::new();
 
     let grpc = tokio::net::TcpListener::bind(a.grpc_listen)
         .await
@@ -189,12 +189,12 @@ async fn run(a: Args) -> anyhow::Result<()> {
             metrics: render,
         }),
         security,
-        shutdown,
+        shutdown.clone(),
     )?;
 
     daemon::wait_for_signal().await;
     tracing::info!("signal received: stopping (all state is in the bucket)");
-    let _ = stop_tx.send(true);
+    shutdown.cancel();
     servers.stopped(Duration::from_secs(10)).await;
     Ok(())
 }

@@ -1046,7 +1046,7 @@ impl Scheduler {
     }
 
     /// Background duties until `shutdown`: periodic listings, lease expiry, gauges.
-    pub async fn run_background(&self, shutdown: daemon::Shutdown) {
+    pub async fn run_background(&self, shutdown: tokio_util::sync::CancellationToken) {
         let tick = (self.cfg.registry.lease_ttl / 4)
             .clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut last_scan = Instant::now();
@@ -1066,7 +1066,10 @@ impl Scheduler {
                 self.expire_leases().await;
             }
             self.publish_gauges();
-            if shutdown.wait_for(tick).await {
+            if tokio::time::timeout(tick, shutdown.cancelled())
+                .await
+                .is_ok()
+            {
                 return;
             }
         }

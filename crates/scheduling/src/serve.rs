@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -73,7 +74,7 @@ pub fn serve(
     grpc: TcpListener,
     http: Option<HttpListener>,
     security: Security,
-    shutdown: daemon::Shutdown,
+    shutdown: CancellationToken,
 ) -> Result<Servers, ServeError> {
     let mut tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)> = Vec::new();
     tasks.push(("background", {
@@ -112,7 +113,7 @@ pub fn serve(
             router
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(grpc),
-                    async move { sd.signalled().await },
+                    async move { sd.cancelled().await },
                 )
                 .await
                 .map_err(|e| e.to_string())
@@ -129,7 +130,7 @@ pub fn serve(
         let task = match &security.tls {
             None => tokio::spawn(async move {
                 axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { sd.signalled().await })
+                    .with_graceful_shutdown(async move { sd.cancelled().await })
                     .await
                     .map_err(|e| e.to_string())
             }),
@@ -142,7 +143,7 @@ pub fn serve(
                 let handle = axum_server::Handle::new();
                 let stopper = handle.clone();
                 tokio::spawn(async move {
-                    sd.signalled().await;
+                    sd.cancelled().await;
                     stopper.graceful_shutdown(Some(Duration::from_secs(5)));
                 });
                 tokio::spawn(async move {
