@@ -248,7 +248,7 @@ pub async fn run(
     let heartbeats = tokio::spawn(heartbeat_loop(Arc::clone(&ctx), hb_stop));
     let mut tasks: JoinSet<Outcome> = JoinSet::new();
     let mut summary = WorkerSummary::default();
-    let mut rpc_backoff = Duration::from_millis(200);
+    let mut lease_backoff = scheduler_backoff();
     while !shutdown.is_cancelled() {
         while let Some(r) = tasks.try_join_next() {
             if let Ok(o) = r {
@@ -274,7 +274,7 @@ pub async fn run(
         // below instead of being left to expire.
         match ctx.client.clone().lease(req).await {
             Ok(resp) => {
-                rpc_backoff = Duration::from_millis(200);
+                lease_backoff = scheduler_backoff();
                 for lease in resp.into_inner().leases {
                     let c = Arc::clone(&ctx);
                     let releasing = shutdown.is_cancelled();
@@ -283,12 +283,12 @@ pub async fn run(
             }
             Err(status) => {
                 ::metrics::counter!(metric::RPC_ERRORS, "rpc" => "lease").increment(1);
-                tracing::warn!(code = ?status.code(), error = %status.message(), retry_in = ?rpc_backoff, "cannot lease from the scheduler");
+                let wait = lease_backoff.next().unwrap_or(MAX_SCHEDULER_BACKOFF);
+                tracing::warn!(code = ?status.code(), error = %status.message(), retry_in = ?wait, "cannot lease from the scheduler");
                 tokio::select! {
-                    _ = tokio::time::sleep(rpc_backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.cancelled() => {}
                 }
-                rpc_backoff = (rpc_backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -445,7 +445,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = scheduler_backoff();
     loop {
         match call().await {
             Ok(r) => return Some(Ok(r.into_inner())),
@@ -467,9 +467,9 @@ where
                 if lost.load(Ordering::SeqCst) {
                     return None;
                 }
-                tracing::warn!(plan = %lease.plan, rpc, code = ?s.code(), error = %s.message(), retry_in = ?backoff, "scheduler call failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let wait = backoff.next().unwrap_or(MAX_SCHEDULER_BACKOFF);
+                tracing::warn!(plan = %lease.plan, rpc, code = ?s.code(), error = %s.message(), retry_in = ?wait, "scheduler call failed; retrying");
+                tokio::time::sleep(wait).await;
             }
         }
     }
@@ -611,6 +611,22 @@ async fn release(ctx: &Ctx, lease: &pb::Lease, reason: &str) -> Outcome {
 /// Sends every held lease's progress each heartbeat period; cancels leases the
 /// scheduler says are lost, and fences itself when no heartbeat was acknowledged for
 /// ¾ of a lease's TTL (the scheduler re-queues it at the full TTL).
+/// Longest wait between failed scheduler calls.
+const MAX_SCHEDULER_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Waits between failed scheduler calls: from 200 ms doubling up to 5 s, with jitter,
+/// so the builders that lost a restarting scheduler together do not all come back in
+/// the same instant; never gives up (the scheduler coming back is the way out).
+fn scheduler_backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(MAX_SCHEDULER_BACKOFF)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
     let mut last_ack = Instant::now();
     loop {
@@ -678,6 +694,25 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
         }
         if tokio::time::timeout(period, stop.cancelled()).await.is_ok() {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_backoff_is_jittered_bounded_and_endless() {
+        let firsts: std::collections::BTreeSet<Duration> = (0..50)
+            .map(|_| scheduler_backoff().next().expect("a delay"))
+            .collect();
+        assert!(firsts.len() > 1, "builders would retry in lockstep: {firsts:?}");
+        let delays: Vec<Duration> = scheduler_backoff().take(100).collect();
+        assert_eq!(delays.len(), 100, "it never gives up");
+        for d in &delays {
+            assert!(*d >= Duration::from_millis(200), "{d:?}");
+            assert!(*d <= 2 * MAX_SCHEDULER_BACKOFF, "{d:?}");
         }
     }
 }
