@@ -9,12 +9,15 @@
 
 mod convert;
 pub mod existing;
-pub mod fetch;
-pub mod labels;
+/// Chunk stores and fetching (the `chunk-store` crate, shared with `verify`).
+pub use chunk_store as fetch;
+/// Label normalisation of chunk metadata (in `cortex-chunk`, shared with `verify`).
+pub use cortex_chunk::labels;
 pub mod merge;
 pub mod metrics;
 pub mod report;
-pub mod snap;
+/// Timestamp snapping (in `tsdb-block`, shared with `verify`).
+pub use tsdb_block::snap;
 mod upload;
 
 use std::path::{Path, PathBuf};

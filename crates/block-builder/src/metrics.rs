@@ -39,7 +39,7 @@ pub const CONFLICTING_SAMPLES: &str = "cortex_blocksconvert_builder_conflicting_
 /// Bytes spilled by the series sorter.
 pub const SPILL_BYTES: &str = "cortex_blocksconvert_builder_spill_bytes_total";
 /// Chunk fetch retries.
-pub const FETCH_RETRIES: &str = "cortex_blocksconvert_builder_fetch_retries_total";
+pub use chunk_store::FETCH_RETRIES;
 /// Series of the current plan (for an ETA together with the series counter).
 pub const PLAN_SERIES: &str = "cortex_blocksconvert_builder_plan_series";
 /// Series of the current plan done.

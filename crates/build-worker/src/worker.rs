@@ -707,7 +707,10 @@ mod backoff_tests {
         let firsts: std::collections::BTreeSet<Duration> = (0..50)
             .map(|_| scheduler_backoff().next().expect("a delay"))
             .collect();
-        assert!(firsts.len() > 1, "builders would retry in lockstep: {firsts:?}");
+        assert!(
+            firsts.len() > 1,
+            "builders would retry in lockstep: {firsts:?}"
+        );
         let delays: Vec<Duration> = scheduler_backoff().take(100).collect();
         assert_eq!(delays.len(), 100, "it never gives up");
         for d in &delays {

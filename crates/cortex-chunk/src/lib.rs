@@ -3,13 +3,15 @@
 //! * [`key`]: the external key (`<user>/<fp>:<from>:<through>:<crc>` or legacy decimal);
 //! * [`object`]: the stored envelope (checksum, snappy-framed JSON metadata, data);
 //! * [`encoding`]: DoubleDelta, Varbit, Bigchunk and PrometheusXorChunk sample data,
-//!   decoded into columnar `(i64, f64)` buffers with every float bit pattern kept.
+//!   decoded into columnar `(i64, f64)` buffers with every float bit pattern kept;
+//! * [`labels`]: normalising the label sets chunk metadata carries (Cortex's rules).
 //!
 //! Every malformed input yields a typed error; nothing here panics on input or
 //! allocates more than a small constant factor of the input size.
 
 pub mod encoding;
 pub mod key;
+pub mod labels;
 pub mod metadata;
 pub mod object;
 mod snappy_frame;

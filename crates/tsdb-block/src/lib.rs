@@ -2,6 +2,7 @@
 //! blocks are byte-identical to Cortex blocksconvert output for the same samples.
 //!
 //! * [`chunks`]: a series' samples → 120-sample XOR chunks;
+//! * [`snap`]: Cortex's optional timestamp snapping before chunks are cut;
 //! * [`segment`]: `chunks/NNNNNN` segment files (writer with Prometheus' exact cut rule, reader);
 //! * [`index`]: the index v2 file (streaming writer with bounded memory, validating reader);
 //! * [`meta`]: `meta.json` with the Thanos section, formatted like Go's encoder;
@@ -15,6 +16,7 @@ mod error;
 pub mod index;
 pub mod meta;
 pub mod segment;
+pub mod snap;
 mod varint;
 pub mod writer;
 

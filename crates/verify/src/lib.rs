@@ -4,9 +4,11 @@
 //! The expected side is computed here from the chunk objects with a deliberately
 //! plain algorithm (every sample of every replica chunk into one sorted list, first
 //! replica by `(from, through, chunk ID)` wins on equal timestamps), not with the
-//! builder's merge core, so a bug in the builder's hot path cannot hide itself. Only
-//! the format decoders and the label normalisation are shared, and those are checked
-//! against Cortex's own output elsewhere.
+//! builder's merge core, so a bug in the builder's hot path cannot hide itself. This
+//! crate does not depend on the builder at all: it shares only the chunk-store access
+//! (`chunk-store`), the format decoders and label normalisation (`cortex-chunk`) and
+//! the timestamp snapping rule (`tsdb-block`), which are checked against Cortex's own
+//! output elsewhere.
 //!
 //! A tenant-day is OK when every series the chunks hold is in the blocks with exactly
 //! the same samples (timestamps and value bits), the blocks hold no other series, and
@@ -17,9 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use block_builder::labels::{normalise, to_text};
-use block_builder::{ChunkStores, FetchPolicy, Fetched};
+use chunk_store::{ChunkStores, FetchPolicy, Fetched};
 use cortex_chunk::encoding::decode_samples;
+use cortex_chunk::labels::{normalise, to_text};
 use cortex_chunk::{ChunkKey, decode_object};
 use cortex_index::DAY_MS;
 use futures::StreamExt;
@@ -240,7 +242,7 @@ async fn read_series(
         };
         let mut ts: Vec<i64> = samples.iter().map(|s| s.0).collect();
         let vs: Vec<f64> = samples.iter().map(|s| f64::from_bits(s.2)).collect();
-        block_builder::snap::snap_timestamps(&mut ts, tolerance_ms, day_end);
+        tsdb_block::snap::snap_timestamps(&mut ts, tolerance_ms, day_end);
         (SeriesOutcome::Expected(Expected { labels, ts, vs }), bad)
     })
     .await;

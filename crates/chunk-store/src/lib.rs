@@ -1,6 +1,12 @@
 //! Chunk fetching: which store serves a chunk, and getting its bytes with bounded
 //! retries (transient errors only, exponential backoff with jitter) and a per-request
 //! timeout. A missing object is an answer ([`Fetched::Missing`]), not an error.
+//!
+//! Shared by the builder and by `verify`, which must read the chunk store without
+//! depending on the builder it checks.
+
+/// Chunk fetch retries (a builder metric: `verify` counts its retries the same way).
+pub const FETCH_RETRIES: &str = "cortex_blocksconvert_builder_fetch_retries_total";
 
 use std::path::Path as FsPath;
 use std::time::Duration;
@@ -413,7 +419,7 @@ pub async fn fetch_remote(
         .retry(backoff)
         .when(is_transient)
         .notify(|e, after| {
-            metrics::counter!(crate::metrics::FETCH_RETRIES).increment(1);
+            metrics::counter!(FETCH_RETRIES).increment(1);
             tracing::warn!(object, error = %e, retry_in = ?after, "chunk fetch failed, retrying");
         })
         .await

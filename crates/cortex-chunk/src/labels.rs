@@ -2,7 +2,7 @@
 //! §7.2): sort by name, drop exact duplicate pairs, reject one name with two values,
 //! and require every chunk of a series to carry the same label set.
 
-use cortex_chunk::LabelPairs;
+use crate::LabelPairs;
 
 /// Why a series cannot be written (it is quarantined, not the whole plan failed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! its two bugs (a snapped sample could land on `dayEnd`, or duplicate the previous
 //! one), applied to a merged series before it is cut into 120-sample chunks.
 
-use tsdb_block::SAMPLES_PER_CHUNK;
+use crate::SAMPLES_PER_CHUNK;
 
 /// Snaps timestamps that are within `tolerance_ms` of a whole second after the
 /// previous written sample (Cortex's rule), only from the second sample of each
