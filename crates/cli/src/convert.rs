@@ -83,8 +83,8 @@ fn default_work_dir_name(index: &str, output: &str) -> String {
 /// The first 12 hex digits of the SHA-256 of `text`.
 fn short_digest(text: &str) -> String {
     use sha2::Digest;
-    let hex = format!("{:x}", sha2::Sha256::digest(text));
-    hex[..12].to_owned()
+    let digest = sha2::Sha256::digest(text);
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Exit status of an interrupted run (128 + SIGINT, as shells report it).
