@@ -2,11 +2,9 @@
 //! `blocksconvert-builder` runs (see [`worker`]), and the [`preflight`] checks run
 //! before it.
 
-pub mod flags;
 pub mod preflight;
 pub mod worker;
 
-pub use flags::{BuildFlags, ChunkStoreFlags, FlagsError};
 pub use worker::{
     SchedulerConn, SchedulerSecurity, WorkerConfig, WorkerError, WorkerSummary, connect, run,
 };

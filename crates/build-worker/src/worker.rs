@@ -232,7 +232,7 @@ pub async fn run(
     // Leftovers of a crashed run are useless: their leases are re-built from scratch.
     // The `lock` file (held by the binary for the whole run) stays.
     let root = build.work_dir.clone();
-    daemon::empty_work_dir(&root).map_err(|(p, e)| WorkerError::WorkDir(p, e))?;
+    storage::empty_work_dir(&root).map_err(|(p, e)| WorkerError::WorkDir(p, e))?;
     let ctx = Arc::new(Ctx {
         cfg,
         client,

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use build_worker::{BuildFlags, WorkerConfig};
+use build_worker::WorkerConfig;
 use clap::Parser;
-use transport_security::ClientSecurityFlags;
+use flags::{BuildFlags, ClientSecurityFlags};
 
 /// Leases plans from the scheduler and turns each into an uploaded TSDB block.
 #[derive(Parser, Debug)]
@@ -87,7 +87,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         concurrency: a.concurrency.max(1),
         grace_period: a.grace_period,
         lease_wait: a.lease_wait,
-        storage: a.build.storage.clone(),
+        storage: a.build.storage.options(),
     };
     let security = build_worker::SchedulerSecurity {
         tls: a.security.tls(a.scheduler.starts_with("https://"))?,

@@ -9,8 +9,8 @@ use anyhow::Context;
 use block_builder::{
     BadChunkKind, BuildProgress, Destinations, PlanRef, build_plan, clean_work_dir,
 };
-use build_worker::BuildFlags;
 use clap::Args;
+use flags::BuildFlags;
 use indicatif::{ProgressBar, ProgressStyle};
 use storage::StoreLocation;
 
@@ -54,12 +54,12 @@ pub fn run(a: BuildArgs) -> anyhow::Result<()> {
 
 async fn build(a: &BuildArgs) -> anyhow::Result<()> {
     let b = &a.build;
-    let plan = PlanRef::open(&a.plan, &b.storage)?;
+    let plan = PlanRef::open(&a.plan, &b.storage.options())?;
     let stores = b.chunk_stores()?;
     let blocks = b.blocks()?;
     // Markers sit next to the plan, or under --markers in Cortex's <user>/<day> layout.
     let (markers, base) = match &a.markers {
-        Some(m) => (StoreLocation::open(m, &b.storage, true)?, None),
+        Some(m) => (StoreLocation::open(m, &b.storage.options(), true)?, None),
         None => (plan.location.clone(), Some(plan.base().to_owned())),
     };
     let dest = Destinations {

@@ -8,14 +8,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use build_worker::BuildFlags;
 use clap::Args;
 use convert::{ConvertConfig, ConvertProgress, ConvertSummary, Stage};
 use cortex_index::schema::SchemaConfig;
+use flags::{BuildFlags, IndexFlags, TenantFlags};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scan::ScanConfig;
-use scan::select::TenantFlags;
-use scan::source::IndexFlags;
 use storage::StoreLocation;
 
 use crate::human;
@@ -114,7 +112,10 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
     let schema = SchemaConfig::load(schema_path).context("--schema")?;
     let root = match &b.work_dir {
         Some(d) => d.clone(),
-        None => b.work_dir_or(&default_work_dir_name(&a.index.describe(), &b.output))?,
+        None => b.work_dir_or(&default_work_dir_name(
+            &a.index.config().describe(),
+            &b.output,
+        ))?,
     };
     // One convert per work dir: its scheduler takes this work dir's open leases as a
     // dead run's.
@@ -124,7 +125,7 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         Some(p) => p.clone(),
         None => root.join("plans").display().to_string(),
     };
-    let plans = StoreLocation::open(&plans_spec, &b.storage, true).context("--plans")?;
+    let plans = StoreLocation::open(&plans_spec, &b.storage.options(), true).context("--plans")?;
     let plans_url =
         storage::shareable_url(&plans_spec).with_context(|| format!("--plans {plans_spec}"))?;
     let mut build = b.build_config()?;
@@ -139,18 +140,19 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         },
         plans,
         plans_url,
-        stores: b.chunk_stores_beside_index(a.index.bigtable())?,
+        stores: b.chunk_stores_beside_index(a.index.config().bigtable())?,
         blocks: b.blocks()?,
         build,
         builders: a.builders.max(1),
         max_attempts: a.max_attempts.max(1),
-        storage: b.storage.clone(),
+        storage: b.storage.options(),
         worker_name: format!("convert-{}", &short_digest(&root.display().to_string())),
         owns_plans: a.plans.is_none(),
     };
     let sources = a
         .index
-        .open(&b.storage, &root.join("scan").join("downloads"))
+        .config()
+        .open(&b.storage.options(), &root.join("scan").join("downloads"))
         .await?;
 
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -4,8 +4,9 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use flags::StorageFlags;
 use scheduling::admin;
-use storage::{StorageOptions, StoreLocation};
+use storage::StoreLocation;
 
 /// `blocksconvert plans …`.
 #[derive(Subcommand)]
@@ -28,7 +29,7 @@ pub struct Selection {
     tenant_days: Vec<String>,
     /// Object store endpoint and credentials.
     #[command(flatten)]
-    storage: StorageOptions,
+    storage: StorageFlags,
 }
 
 /// Flags of `plans retry`.
@@ -76,8 +77,9 @@ pub fn run(cmd: PlansCommand) -> anyhow::Result<()> {
     runtime.block_on(async {
         match cmd {
             PlansCommand::Retry(a) => {
-                let plans = StoreLocation::open(&a.selection.plans, &a.selection.storage, false)
-                    .context("--plans")?;
+                let plans =
+                    StoreLocation::open(&a.selection.plans, &a.selection.storage.options(), false)
+                        .context("--plans")?;
                 let bases = if a.all_failed {
                     admin::quarantined(&plans).await?
                 } else {
@@ -91,9 +93,10 @@ pub fn run(cmd: PlansCommand) -> anyhow::Result<()> {
                 }
             }
             PlansCommand::Rebuild(a) => {
-                let plans = StoreLocation::open(&a.selection.plans, &a.selection.storage, false)
-                    .context("--plans")?;
-                let blocks = StoreLocation::open(&a.output, &a.selection.storage, false)
+                let plans =
+                    StoreLocation::open(&a.selection.plans, &a.selection.storage.options(), false)
+                        .context("--plans")?;
+                let blocks = StoreLocation::open(&a.output, &a.selection.storage.options(), false)
                     .context("--output")?;
                 for base in selected(&a.selection)? {
                     println!("{}", admin::rebuild(&plans, &blocks, &base).await?);

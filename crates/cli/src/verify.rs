@@ -6,15 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use build_worker::ChunkStoreFlags;
 use clap::Args;
 use cortex_index::schema::{SchemaConfig, format_day};
+use flags::{ChunkStoreFlags, IndexFlags, StorageFlags, TenantFlags};
 use indicatif::{ProgressBar, ProgressStyle};
 use scan::ScanConfig;
 use scan::plans::ChangedPlans;
-use scan::select::TenantFlags;
-use scan::source::IndexFlags;
-use storage::{StorageOptions, StoreLocation};
+use storage::StoreLocation;
 use verify::{DayReport, VerifyConfig};
 
 use crate::human;
@@ -55,7 +53,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    storage: StorageOptions,
+    storage: StorageFlags,
 }
 
 /// The day of a plan key `<tenant>/<day>.plan…`.
@@ -71,11 +69,11 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     let schema = SchemaConfig::load(&a.schema).context("--schema")?;
     let work_dir = match &a.work_dir {
         Some(d) => d.clone(),
-        None => daemon::state_dir()?.join("verify"),
+        None => flags::state_dir()?.join("verify"),
     };
     let _lock = daemon::lock_work_dir(&work_dir)?;
     // Wiped at start (the lock file stays, held).
-    daemon::empty_work_dir(&work_dir)
+    storage::empty_work_dir(&work_dir)
         .map_err(|(p, e)| anyhow::anyhow!("cleaning --work-dir: {}: {e}", p.display()))?;
     let plans_dir = work_dir.join("plans");
     let plans = StoreLocation::local(&plans_dir, true).context("--work-dir")?;
@@ -83,7 +81,8 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     // conversion used (an index change since then shows up as a difference).
     let sources = a
         .index
-        .open(&a.storage, &work_dir.join("downloads"))
+        .config()
+        .open(&a.storage.options(), &work_dir.join("downloads"))
         .await?;
     let scan_cfg = ScanConfig {
         work_dir: work_dir.join("scan"),
@@ -106,10 +105,12 @@ async fn verify_main(a: &VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
     files.sort();
 
     let cfg = VerifyConfig {
-        stores: a
-            .chunks
-            .open_beside_index(Some(schema), &a.storage, a.index.bigtable())?,
-        blocks: StoreLocation::open(&a.blocks, &a.storage, false).context("--blocks")?,
+        stores: a.chunks.open_beside_index(
+            Some(schema),
+            &a.storage.options(),
+            a.index.config().bigtable(),
+        )?,
+        blocks: StoreLocation::open(&a.blocks, &a.storage.options(), false).context("--blocks")?,
         work_dir: work_dir.join("blocks"),
         fetch_concurrency: a.fetch_concurrency,
         timestamp_tolerance_ms: a.timestamp_tolerance.as_millis() as i64,

@@ -6,35 +6,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// How logs are written (every binary flattens these into its flags).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct LogFlags {
-    /// Log level or filter in `RUST_LOG` syntax (`info`, `debug`, `warn,scan=debug`);
-    /// overrides `RUST_LOG`. Default: `info` for services, `warn` for commands.
-    #[arg(long = "log.level", env = "BLOCKSCONVERT_LOG_LEVEL", global = true)]
-    pub level: Option<String>,
-    /// `text` (coloured only on a terminal), `json` (one object per line) or `logfmt`.
-    #[arg(
-        long = "log.format",
-        env = "BLOCKSCONVERT_LOG_FORMAT",
-        value_enum,
-        default_value_t = LogFormat::Text,
-        global = true
-    )]
-    pub format: LogFormat,
-}
-
-/// Log line formats.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line (for Loki, Elasticsearch, Cloud Logging).
-    Json,
-    /// `key=value` pairs (for Loki's logfmt parser, Grafana Agent).
-    Logfmt,
-}
+pub use flags::{LogFlags, LogFormat};
 
 /// Logs to stderr: the filter is `--log.level`, else `RUST_LOG`, else `default_level`;
 /// colours only when stderr is a terminal, so piped and file logs stay plain text.
@@ -179,41 +151,6 @@ pub fn lock_work_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
             path.display()
         )),
     }
-}
-
-/// Empties a work dir locked with [`lock_work_dir`], keeping its `lock` file (removing
-/// it would let a second process lock a new one). The error names the entry.
-pub fn empty_work_dir(dir: &std::path::Path) -> Result<(), (std::path::PathBuf, std::io::Error)> {
-    std::fs::create_dir_all(dir).map_err(|e| (dir.to_owned(), e))?;
-    let entries = std::fs::read_dir(dir).map_err(|e| (dir.to_owned(), e))?;
-    for entry in entries.flatten() {
-        let p = entry.path();
-        if p.file_name().is_some_and(|n| n == "lock") {
-            continue;
-        }
-        let removed = if p.is_dir() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-        removed.map_err(|e| (p, e))?;
-    }
-    Ok(())
-}
-
-/// The per-user directory for state that must survive restarts but is not the
-/// operator's data (`$XDG_STATE_HOME/blocksconvert`, else `~/.local/state/blocksconvert`
-/// on Linux; the platform's local data directory elsewhere). Defaults of `--work-dir`
-/// live below it, so the same command finds the same state from any current directory.
-pub fn state_dir() -> anyhow::Result<std::path::PathBuf> {
-    dirs::state_dir()
-        .or_else(dirs::data_local_dir)
-        .map(|d| d.join("blocksconvert"))
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "no per-user state directory (HOME and XDG_STATE_HOME are unset); pass --work-dir"
-            )
-        })
 }
 
 /// Buckets of every `…_seconds` histogram: 5 ms to 30 min, so phases of a plan and

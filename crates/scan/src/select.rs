@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-pub use config_file::TenantFlags;
 use cortex_index::DAY_MS;
 use cortex_index::schema::SchemaConfig;
 pub use cortex_index::tenant::TenantFilter;

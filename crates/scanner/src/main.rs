@@ -12,13 +12,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use cortex_index::schema::SchemaConfig;
+use flags::{IndexFlags, StorageFlags, TenantFlags};
 use indicatif::{ProgressBar, ProgressStyle};
 use plan_format::Compression;
 use scan::plans::ChangedPlans;
-use scan::select::{TableFilter, TenantFlags};
-use scan::source::IndexFlags;
+use scan::select::TableFilter;
 use scan::{ScanConfig, ScanError, ScanProgress};
-use storage::{StorageOptions, StoreLocation};
+use storage::StoreLocation;
 
 /// Scans the Cortex chunk index once and uploads one plan per tenant and UTC day.
 #[derive(Parser, Debug)]
@@ -122,7 +122,7 @@ struct Args {
     rescan: bool,
 
     #[command(flatten)]
-    storage: StorageOptions,
+    storage: StorageFlags,
 
     /// Serve Prometheus metrics on this address (`/metrics`) while scanning.
     #[arg(long = "metrics.listen", env = "BLOCKSCONVERT_METRICS_LISTEN")]
@@ -195,7 +195,7 @@ fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
 
 async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
     let schema = SchemaConfig::load(&a.schema).context("--schema")?;
-    let plans = StoreLocation::open(&a.plans, &a.storage, true).context("--plans")?;
+    let plans = StoreLocation::open(&a.plans, &a.storage.options(), true).context("--plans")?;
     // Fail in seconds on a wrong URL or missing credentials, not after the scan.
     plans
         .probe_writable(std::time::Duration::from_secs(30))
@@ -203,12 +203,13 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
         .with_context(|| format!("preflight: --plans {plans} is not writable"))?;
     let work_dir = match &a.work_dir {
         Some(d) => d.clone(),
-        None => daemon::state_dir()?.join("scanner"),
+        None => flags::state_dir()?.join("scanner"),
     };
     let _lock = daemon::lock_work_dir(&work_dir)?;
     let sources = a
         .index
-        .open(&a.storage, &work_dir.join("downloads"))
+        .config()
+        .open(&a.storage.options(), &work_dir.join("downloads"))
         .await?;
     let cfg = ScanConfig {
         work_dir: work_dir.clone(),

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use config_file::TenantFlags;
+use flags::{ServerSecurityFlags, StorageFlags, TenantFlags};
 use scheduling::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
-use storage::{StorageOptions, StoreLocation};
-use transport_security::ServerSecurityFlags;
+use storage::StoreLocation;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Order {
@@ -99,7 +98,7 @@ struct Args {
     #[command(flatten)]
     security: ServerSecurityFlags,
     #[command(flatten)]
-    storage: StorageOptions,
+    storage: StorageFlags,
     #[command(flatten)]
     log: daemon::LogFlags,
 }
@@ -129,8 +128,8 @@ async fn run(a: Args) -> anyhow::Result<()> {
             a.lease_ttl
         );
     }
-    let plans = StoreLocation::open(&a.plans, &a.storage, true).context("--plans")?;
-    let blocks = StoreLocation::open(&a.blocks, &a.storage, false).context("--blocks")?;
+    let plans = StoreLocation::open(&a.plans, &a.storage.options(), true).context("--plans")?;
+    let blocks = StoreLocation::open(&a.blocks, &a.storage.options(), false).context("--blocks")?;
     let security = scheduling::serve::Security {
         tls: a.security.tls()?,
         token: a.security.token()?,

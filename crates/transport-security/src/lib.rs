@@ -3,14 +3,12 @@
 //! every gRPC call and on the admin endpoints. Secrets never reach a log line, an
 //! error message or a `Debug` output.
 
-pub mod flags;
 pub mod tls;
 pub mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use flags::{ClientSecurityFlags, ServerSecurityFlags, TokenFlags};
 pub use tls::{ServerTls, client_tls, server_tls};
 pub use token::{AttachToken, BearerToken};
 

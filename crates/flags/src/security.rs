@@ -1,4 +1,4 @@
-//! Command-line groups for the security settings of the scheduler (server side) and of
+//! `--auth.*`, `--tls.*` and `--scheduler.tls-*`: the security settings of the scheduler (server side) and of
 //! its clients (builders). Values may come from files or environment variables; the
 //! token itself is best kept in a file (a Kubernetes Secret) or `BLOCKSCONVERT_AUTH_TOKEN`.
 
@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use tonic::transport::ClientTlsConfig;
 
-use crate::SecurityError;
-use crate::tls::{ServerTls, client_tls, server_tls};
-use crate::token::BearerToken;
+use transport_security::token::BearerToken;
+use transport_security::{SecurityError, ServerTls, client_tls, server_tls};
 
 /// The shared bearer token, from a file or the environment (scheduler and clients
 /// read the same flags, so one Secret serves both).

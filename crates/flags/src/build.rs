@@ -9,29 +9,8 @@ use clap::Args;
 use cortex_index::schema::SchemaConfig;
 use storage::{StorageOptions, StoreLocation};
 
-/// Why the build flags are unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum FlagsError {
-    /// A flag's value is wrong.
-    #[error("{flag}: {reason}")]
-    Invalid {
-        /// The flag.
-        flag: &'static str,
-        /// Why.
-        reason: String,
-    },
-    /// The schema file could not be loaded.
-    #[error("--schema: {0}")]
-    Schema(#[from] cortex_index::schema::SchemaError),
-    /// The location a flag names could not be opened.
-    #[error("{flag}: {source}")]
-    Location {
-        /// The flag.
-        flag: &'static str,
-        /// Why.
-        source: storage::StorageError,
-    },
-}
+use crate::store::StorageFlags;
+use crate::{FlagsError, state_dir};
 
 /// Opens a chunk store a flag names: a directory or object store URL, or
 /// `bigtable://<project>/<instance>` for chunks in Cortex's Bigtable chunk tables.
@@ -213,14 +192,14 @@ pub struct BuildFlags {
     pub keep_local_block: bool,
     /// Object store endpoint, credentials, timeouts.
     #[command(flatten)]
-    pub storage: StorageOptions,
+    pub storage: StorageFlags,
 }
 
 impl BuildFlags {
     /// The chunk stores (one per schema store type, `--chunks` for the rest).
     pub fn chunk_stores(&self) -> Result<ChunkStores, FlagsError> {
         let schema = self.schema.as_deref().map(SchemaConfig::load).transpose()?;
-        self.chunk_stores.open(schema, &self.storage)
+        self.chunk_stores.open(schema, &self.storage.options())
     }
 
     /// The chunk stores of a command that also reads a Bigtable index
@@ -231,24 +210,19 @@ impl BuildFlags {
     ) -> Result<ChunkStores, FlagsError> {
         let schema = self.schema.as_deref().map(SchemaConfig::load).transpose()?;
         self.chunk_stores
-            .open_beside_index(schema, &self.storage, bigtable_index)
+            .open_beside_index(schema, &self.storage.options(), bigtable_index)
     }
 
     /// The blocks destination.
     pub fn blocks(&self) -> Result<StoreLocation, FlagsError> {
-        open_flag("--output", &self.output, &self.storage, true)
+        open_flag("--output", &self.output, &self.storage.options(), true)
     }
 
     /// `--work-dir`, or `<per-user state dir>/<default_name>`.
     pub fn work_dir_or(&self, default_name: &str) -> Result<PathBuf, FlagsError> {
         match &self.work_dir {
             Some(d) => Ok(d.clone()),
-            None => daemon::state_dir()
-                .map(|d| d.join(default_name))
-                .map_err(|e| FlagsError::Invalid {
-                    flag: "--work-dir",
-                    reason: e.to_string(),
-                }),
+            None => state_dir().map(|d| d.join(default_name)),
         }
     }
 
