@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blocksconvert_proto as pb;
-use scan::select::TenantFilter;
-use scheduling::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
+use index_scan::select::TenantFilter;
+use scheduler_service::{QueueOrder, RegistryConfig, Scheduler, SchedulerConfig};
 use storage::StoreLocation;
 
 const WORKERS: usize = 8;
@@ -76,7 +76,7 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
         blocks,
     ));
     let started = Instant::now();
-    scheduler.scan().await.expect("scan");
+    scheduler.sync_with_bucket().await.expect("scan");
     let scan = started.elapsed();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -87,7 +87,7 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(pb::scheduler_server::SchedulerServer::new(
-                scheduling::grpc::SchedulerService(Arc::clone(&scheduler)),
+                scheduler_service::grpc::SchedulerService(Arc::clone(&scheduler)),
             ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),

@@ -9,14 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-#[cfg(feature = "scan-crate")]
-use scan::records;
-
-// The very same source file as the `blocksconvert-scan` crate, compiled in directly
-// so the benchmark does not have to build the whole AWS/object_store tree.
-#[cfg(not(feature = "scan-crate"))]
-#[allow(dead_code, missing_docs)]
-#[path = "../../../crates/scan/src/records.rs"]
+// The scanner's record format, the very same source file as the `blocksconvert-index-scan`
+// crate's, compiled in directly so the benchmark does not build the AWS/object_store
+// tree; the sort itself is the `external-sort` crate.
+#[allow(dead_code, missing_docs, unused_imports)]
+#[path = "../../../crates/index-scan/src/records.rs"]
 mod records;
 
 use records::{RecordBuffer, RunMerger, encode_record};

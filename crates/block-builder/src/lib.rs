@@ -2,13 +2,13 @@
 //!
 //! [`build_plan`] is the library entry point used by `blocksconvert build` and the
 //! builder service: it fetches the plan, validates it completely (W18), converts it on
-//! dedicated threads (see [`convert`](crate::convert) for the pipeline), applies the
+//! dedicated threads (see [`pipeline`](crate::pipeline)), applies the
 //! bad-chunk policy (W13), uploads the block with `meta.json` last after removing any
 //! block an earlier attempt of the same plan left behind (W7), and writes the plan's
 //! report object next to its markers.
 
-mod convert;
 pub mod existing;
+mod pipeline;
 /// Chunk stores and fetching (the `chunk-store` crate, shared with `verify`).
 pub use chunk_store as fetch;
 /// Label normalisation of chunk metadata (in `cortex-chunk`, shared with `verify`).
@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
-pub use convert::LocalBlock;
 pub use existing::ExistingBlocks;
 pub use fetch::{
     BIGTABLE_CHUNK_STORES, ChunkStore, ChunkStores, ChunkStoresError, FetchError, FetchPolicy,
     Fetched,
 };
+pub use pipeline::LocalBlock;
 pub use report::{BadChunkKind, PlanReport, PlanStatus};
 use storage::{StorageError, StoreLocation};
 use tsdb_block::{BlockError, BlockMeta};
@@ -464,7 +464,7 @@ async fn build_inner(
             .join("spill")
             .join(format!("validate-{}", ulid::Ulid::new()));
         let budget = cfg.memory_budget;
-        blocking(move || convert::validate_plan(&name, &path, &spill_dir, budget)).await?
+        blocking(move || pipeline::validate_plan(&name, &path, &spill_dir, budget)).await?
     };
     if let Some(reason) = cortex_index::tenant::tenant_id_problem(&summary.user)
         .or_else(|| cortex_index::tenant::day_index_problem(summary.day_index))
@@ -520,7 +520,7 @@ async fn build_inner(
         );
         let mut r = std::mem::replace(report, PlanReport::new("", "", 0));
         let (out, r) = tokio::task::spawn_blocking(move || {
-            let out = convert::convert_plan(
+            let out = pipeline::convert_plan(
                 &name, &plan_path, &summary, &stores, &cfg, &progress, &gauges, &mut r, &runtime,
             );
             (out.map(|b| (b, summary)), r)

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use backon::{ExponentialBuilder, Retryable};
 use storage::{StorageError, StoreLocation};
 
-use crate::convert::LocalBlock;
+use crate::pipeline::LocalBlock;
 use crate::{BuildError, BuildProgress};
 
 fn retry_policy() -> ExponentialBuilder {

@@ -1,8 +1,8 @@
 //! `--index` and the `--bigtable.*`/`--dynamodb.*` tuning of every command that reads
-//! the chunk index (the scanner, `convert`, `verify`), as [`scan::source::IndexConfig`].
+//! the chunk index (the scanner, `convert`, `verify`), as [`index_scan::source::IndexConfig`].
 
 use clap::Args;
-use scan::source::IndexConfig;
+use index_scan::source::IndexConfig;
 
 /// Where the index is read from, and how DynamoDB is asked.
 #[derive(Args, Debug, Clone)]

@@ -1,6 +1,6 @@
 //! Every clap flag group of the blocksconvert binaries, and how each becomes the plain
 //! settings a library takes (`StorageFlags` → `storage::StorageOptions`, `IndexFlags` →
-//! `scan::source::IndexConfig`, `BuildFlags` → `block_builder::BuildConfig` and the
+//! `index_scan::source::IndexConfig`, `BuildFlags` → `block_builder::BuildConfig` and the
 //! chunk stores, …). Libraries never see clap; binaries flatten these groups.
 
 pub mod build;

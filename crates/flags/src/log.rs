@@ -3,7 +3,7 @@
 /// How logs are written (every binary flattens these into its flags).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct LogFlags {
-    /// Log level or filter in `RUST_LOG` syntax (`info`, `debug`, `warn,scan=debug`);
+    /// Log level or filter in `RUST_LOG` syntax (`info`, `debug`, `warn,index_scan=debug`);
     /// overrides `RUST_LOG`. Default: `info` for services, `warn` for commands.
     #[arg(long = "log.level", env = "BLOCKSCONVERT_LOG_LEVEL", global = true)]
     pub level: Option<String>,
