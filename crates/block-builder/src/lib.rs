@@ -430,20 +430,21 @@ async fn build_inner(
     let (plan_path, downloaded) = match plan.location.local_root() {
         Some(root) => (root.join(&plan.key), false),
         None => {
-            std::fs::create_dir_all(&plans_dir).map_err(|source| BuildError::Io {
-                path: plans_dir.clone(),
-                source,
-            })?;
-            let bytes = plan.location.get(&plan.key).await?;
+            tokio::fs::create_dir_all(&plans_dir)
+                .await
+                .map_err(|source| BuildError::Io {
+                    path: plans_dir.clone(),
+                    source,
+                })?;
             let path = plans_dir.join(format!(
                 "{}-{}",
                 ulid::Ulid::new(),
                 plan.key.replace('/', "_")
             ));
-            std::fs::write(&path, &bytes).map_err(|source| BuildError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            // Streamed to disk: a plan of any size costs a buffer, not its size in memory.
+            let mut partial = RemoveOnDrop(Some(path.clone()));
+            plan.location.download_to(&plan.key, &path).await?;
+            partial.0 = None;
             (path, true)
         }
     };
@@ -520,9 +521,17 @@ async fn build_inner(
         );
         let mut r = std::mem::replace(report, PlanReport::new("", "", 0));
         let (out, r) = tokio::task::spawn_blocking(move || {
-            let out = pipeline::convert_plan(
-                &name, &plan_path, &summary, &stores, &cfg, &progress, &gauges, &mut r, &runtime,
-            );
+            let input = pipeline::PlanInput {
+                name: &name,
+                plan_path: &plan_path,
+                summary: &summary,
+                stores: &stores,
+                cfg: &cfg,
+                progress: &progress,
+                gauges: &gauges,
+                runtime: &runtime,
+            };
+            let out = pipeline::convert_plan(&input, &mut r);
             (out.map(|b| (b, summary)), r)
         })
         .await

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use bytes::Bytes;
+
 use crate::fetch::{ChunkStores, FetchError, Fetched, read_local, safe_object_path};
 use crate::labels::{LabelConflict, normalise, to_text};
 use crate::merge::{MergeScratch, MergeStats, Run, merge_series};
@@ -170,38 +172,41 @@ fn summarise_plan(
     })
 }
 
+/// What one plan's conversion reads: the plan, where its chunks are, the settings and
+/// where progress goes.
+pub(crate) struct PlanInput<'a> {
+    /// Plan name (for errors).
+    pub name: &'a str,
+    /// The validated local plan file.
+    pub plan_path: &'a Path,
+    /// What validation found in it.
+    pub summary: &'a PlanSummary,
+    /// Where its chunks are.
+    pub stores: &'a ChunkStores,
+    /// Build settings.
+    pub cfg: &'a BuildConfig,
+    /// Progress counters of this build.
+    pub progress: &'a BuildProgress,
+    /// This build's share of the plan gauges.
+    pub gauges: &'a m::PlanGauges,
+    /// The runtime the fetch stage runs on (remote stores only).
+    pub runtime: &'a tokio::runtime::Handle,
+}
+
 /// Converts a validated local plan file into a local block under `work/blocks`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn convert_plan(
-    name: &str,
-    plan_path: &Path,
-    summary: &PlanSummary,
-    stores: &ChunkStores,
-    cfg: &BuildConfig,
-    progress: &BuildProgress,
-    gauges: &m::PlanGauges,
+    input: &PlanInput<'_>,
     report: &mut PlanReport,
-    runtime: &tokio::runtime::Handle,
 ) -> Result<LocalBlock, BuildError> {
     let ulid = ulid::Ulid::new().to_string();
-    let blocks_dir = cfg.work_dir.join("blocks");
-    let spill_dir = cfg.work_dir.join("spill").join(&ulid);
-    let result = convert_into(
-        name,
-        plan_path,
-        summary,
-        stores,
-        cfg,
-        progress,
-        gauges,
-        report,
-        runtime,
-        BlockTarget {
-            blocks_dir: &blocks_dir,
-            ulid: &ulid,
-            spill_dir: &spill_dir,
-        },
-    );
+    let blocks_dir = input.cfg.work_dir.join("blocks");
+    let spill_dir = input.cfg.work_dir.join("spill").join(&ulid);
+    let target = BlockTarget {
+        blocks_dir: &blocks_dir,
+        ulid: &ulid,
+        spill_dir: &spill_dir,
+    };
+    let result = convert_into(input, report, &target);
     let _ = std::fs::remove_dir_all(&spill_dir);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(blocks_dir.join(format!("{ulid}.tmp")));
@@ -216,124 +221,165 @@ struct BlockTarget<'a> {
     spill_dir: &'a Path,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Both ends of a bounded channel.
+type Channel<T> = (async_channel::Sender<T>, async_channel::Receiver<T>);
+
+/// The channels between the stages: plan reader → (fetch stage →) workers → writer.
+/// With local stores the workers read the plan reader's channel directly.
+struct Channels {
+    tasks: Channel<Task>,
+    work: Channel<Task>,
+    out: Channel<Result<SeriesOut, BuildError>>,
+}
+
+impl Channels {
+    fn new(cfg: &BuildConfig, local: bool) -> Self {
+        let workers = cfg.workers.max(1);
+        let tasks = async_channel::bounded::<Task>(workers * 4);
+        let work = if local {
+            tasks.clone()
+        } else {
+            async_channel::bounded::<Task>(cfg.fetch_concurrency.max(1) * 2)
+        };
+        Channels {
+            tasks,
+            work,
+            out: async_channel::bounded(workers * 4),
+        }
+    }
+}
+
 fn convert_into(
-    name: &str,
-    plan_path: &Path,
-    summary: &PlanSummary,
-    stores: &ChunkStores,
-    cfg: &BuildConfig,
-    progress: &BuildProgress,
-    gauges: &m::PlanGauges,
+    input: &PlanInput<'_>,
     report: &mut PlanReport,
-    runtime: &tokio::runtime::Handle,
-    target: BlockTarget<'_>,
+    target: &BlockTarget<'_>,
 ) -> Result<LocalBlock, BuildError> {
-    let day_start = summary.day_index * cortex_index::DAY_MS;
-    let day_end = day_start + cortex_index::DAY_MS;
-    let cancel = AtomicBool::new(false);
-    let local = stores.all_local();
-    let workers = cfg.workers.max(1);
-    let (task_tx, task_rx) = async_channel::bounded::<Task>(workers * 4);
-    let (work_tx, work_rx) = if local {
-        (task_tx.clone(), task_rx.clone())
-    } else {
-        async_channel::bounded::<Task>(cfg.fetch_concurrency.max(1) * 2)
-    };
-    let (out_tx, out_rx) = async_channel::bounded::<Result<SeriesOut, BuildError>>(workers * 4);
+    let local = input.stores.all_local();
+    let Channels { tasks, work, out } = Channels::new(input.cfg, local);
+    let fetch_stage = (!local).then(|| spawn_fetch_stage(input, tasks.1.clone(), work.0.clone()));
+    drop(work.0);
+    let mut writer = open_writer(input, report, target)?;
+    let (plan_result, write_result) = run_stages(input, tasks, work.1, out, &mut writer);
+    if let Some(h) = fetch_stage {
+        let _ = input.runtime.block_on(h);
+    }
+    // The plan's own error wins: a writer that stopped because the plan was cut
+    // short must not hide that the plan is broken.
+    plan_result?;
+    write_result?;
+    if !writer.pending.is_empty() {
+        return Err(BuildError::Internal(format!(
+            "{} series results never arrived in order",
+            writer.pending.len()
+        )));
+    }
+    writer.finish()
+}
 
-    let user: Arc<str> = Arc::from(summary.user.as_str());
-    let fetch_stage = (!local).then(|| {
-        let (rx, tx, stores, policy, conc, user) = (
-            task_rx.clone(),
-            work_tx.clone(),
-            stores.clone(),
-            cfg.fetch,
-            cfg.fetch_concurrency.max(1),
-            Arc::clone(&user),
-        );
-        runtime.spawn(async move {
-            let stores = &stores;
-            let user = &user;
-            let stream = rx
-                .map(|mut task| async move {
-                    // Invalid IDs and unsafe paths are fetched as nothing; the worker
-                    // reports them.
-                    let keys: Vec<Option<ChunkKey>> = task
-                        .ids
-                        .iter()
-                        .map(|id| {
-                            ChunkKey::parse_for_user(id, user)
-                                .ok()
-                                .filter(|k| safe_object_path(&k.object_path()))
-                        })
-                        .collect();
-                    task.fetched = Some(stores.fetch_chunks(&keys, policy).await);
-                    task
-                })
-                .buffered(conc);
-            futures::pin_mut!(stream);
-            while let Some(t) = stream.next().await {
-                if tx.send(t).await.is_err() {
-                    break;
-                }
+/// The fetch stage for remote stores: up to `--fetch-concurrency` series' chunks in
+/// flight on the runtime, handed to the workers in plan order.
+fn spawn_fetch_stage(
+    input: &PlanInput<'_>,
+    rx: async_channel::Receiver<Task>,
+    tx: async_channel::Sender<Task>,
+) -> tokio::task::JoinHandle<()> {
+    let (stores, policy, conc) = (
+        input.stores.clone(),
+        input.cfg.fetch,
+        input.cfg.fetch_concurrency.max(1),
+    );
+    let user: Arc<str> = Arc::from(input.summary.user.as_str());
+    input.runtime.spawn(async move {
+        let stores = &stores;
+        let user = &user;
+        let stream = rx
+            .map(|mut task| async move {
+                // Invalid IDs and unsafe paths are fetched as nothing; the worker
+                // reports them.
+                let keys: Vec<Option<ChunkKey>> = task
+                    .ids
+                    .iter()
+                    .map(|id| {
+                        ChunkKey::parse_for_user(id, user)
+                            .ok()
+                            .filter(|k| safe_object_path(&k.object_path()))
+                    })
+                    .collect();
+                task.fetched = Some(stores.fetch_chunks(&keys, policy).await);
+                task
+            })
+            .buffered(conc);
+        futures::pin_mut!(stream);
+        while let Some(t) = stream.next().await {
+            if tx.send(t).await.is_err() {
+                break;
             }
-        })
-    });
-    drop(work_tx);
+        }
+    })
+}
 
+/// The block writer of this plan's day, wrapped with the report and progress.
+fn open_writer<'a>(
+    input: &PlanInput<'a>,
+    report: &'a mut PlanReport,
+    target: &BlockTarget<'_>,
+) -> Result<Writer<'a>, BuildError> {
+    let day_start = input.summary.day_index * cortex_index::DAY_MS;
     let block = BlockWriter::with_options(
         target.blocks_dir,
         target.ulid,
-        &summary.user,
+        &input.summary.user,
         day_start,
-        day_end,
+        day_start + cortex_index::DAY_MS,
         BlockWriterOptions {
-            memory_budget: cfg.memory_budget,
+            memory_budget: input.cfg.memory_budget,
             spill_dir: Some(target.spill_dir.to_owned()),
-            max_segment_size: cfg.segment_size,
+            max_segment_size: input.cfg.segment_size,
         },
     )?;
-    let mut writer = Writer {
+    Ok(Writer {
         block,
         pending: BTreeMap::new(),
         next_seq: 0,
         report,
-        progress,
-        gauges,
-    };
-    let counter = Arc::clone(&progress.plan_bytes_read);
-    let (plan_result, write_result) = std::thread::scope(|scope| {
+        progress: input.progress,
+        gauges: input.gauges,
+    })
+}
+
+/// Runs the plan reader and the CPU workers on threads of their own and writes their
+/// results on this thread; returns the plan reader's and the writer's outcome.
+fn run_stages(
+    input: &PlanInput<'_>,
+    tasks: Channel<Task>,
+    work_rx: async_channel::Receiver<Task>,
+    out: Channel<Result<SeriesOut, BuildError>>,
+    writer: &mut Writer<'_>,
+) -> (Result<(), BuildError>, Result<(), BuildError>) {
+    let (task_tx, task_rx) = tasks;
+    let (out_tx, out_rx) = out;
+    let cancel = AtomicBool::new(false);
+    let counter = Arc::clone(&input.progress.plan_bytes_read);
+    std::thread::scope(|scope| {
         let producer = {
             let (tx, cancel) = (task_tx, &cancel);
             std::thread::Builder::new()
                 .name("plan-reader".into())
                 .spawn_scoped(scope, move || {
-                    let r = produce(name, plan_path, summary, counter, gauges, &tx, cancel);
+                    let r = produce(
+                        input.name,
+                        input.plan_path,
+                        input.summary,
+                        counter,
+                        input.gauges,
+                        &tx,
+                        cancel,
+                    );
                     tx.close();
                     r
                 })
         };
-        let mut spawned = Vec::new();
-        for i in 0..workers {
-            let (rx, tx, cancel, user) = (work_rx.clone(), out_tx.clone(), &cancel, &summary.user);
-            spawned.push(
-                std::thread::Builder::new()
-                    .name(format!("convert-{i}"))
-                    .spawn_scoped(scope, move || {
-                        let mut w = Worker::default();
-                        while let Ok(task) = rx.recv_blocking() {
-                            if cancel.load(Ordering::Relaxed) {
-                                break;
-                            }
-                            let r = w.process(task, user, stores, cfg, day_start, day_end);
-                            if tx.send_blocking(r).is_err() {
-                                break;
-                            }
-                        }
-                    }),
-            );
-        }
+        let spawned = spawn_workers(scope, input, &work_rx, &out_tx, &cancel);
         drop(out_tx);
         drop(work_rx);
         let mut write_result = Ok(());
@@ -369,21 +415,45 @@ fn convert_into(
             ))),
         };
         (plan_result, write_result)
-    });
-    if let Some(h) = fetch_stage {
-        let _ = runtime.block_on(h);
-    }
-    // The plan's own error wins: a writer that stopped because the plan was cut
-    // short must not hide that the plan is broken.
-    plan_result?;
-    write_result?;
-    if !writer.pending.is_empty() {
-        return Err(BuildError::Internal(format!(
-            "{} series results never arrived in order",
-            writer.pending.len()
-        )));
-    }
-    writer.finish()
+    })
+}
+
+/// Starts `--workers` CPU threads: decode, merge, encode one series at a time.
+fn spawn_workers<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    input: &'env PlanInput<'env>,
+    work_rx: &async_channel::Receiver<Task>,
+    out_tx: &async_channel::Sender<Result<SeriesOut, BuildError>>,
+    cancel: &'env AtomicBool,
+) -> Vec<std::io::Result<std::thread::ScopedJoinHandle<'scope, ()>>> {
+    let day_start = input.summary.day_index * cortex_index::DAY_MS;
+    let day_end = day_start + cortex_index::DAY_MS;
+    (0..input.cfg.workers.max(1))
+        .map(|i| {
+            let (rx, tx) = (work_rx.clone(), out_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("convert-{i}"))
+                .spawn_scoped(scope, move || {
+                    let mut w = Worker::default();
+                    while let Ok(task) = rx.recv_blocking() {
+                        if cancel.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let r = w.process(
+                            task,
+                            &input.summary.user,
+                            input.stores,
+                            input.cfg,
+                            day_start,
+                            day_end,
+                        );
+                        if tx.send_blocking(r).is_err() {
+                            break;
+                        }
+                    }
+                })
+        })
+        .collect()
 }
 
 /// Pass 2: streams entries to the workers; repeated series are held back, merged and
@@ -459,7 +529,11 @@ struct Worker {
     enc_scratch: Vec<u8>,
 }
 
+/// One chunk object as stored, or why the chunk is bad.
+type ChunkObject = Result<(ChunkKey, String, Bytes), (BadChunkKind, String)>;
+
 impl Worker {
+    /// Decodes, merges and encodes one series.
     fn process(
         &mut self,
         task: Task,
@@ -475,10 +549,7 @@ impl Worker {
             ids,
             fetched,
         } = task;
-        let mut fetched = match fetched {
-            Some(r) => Some(r?),
-            None => None,
-        };
+        let mut fetched = fetched.transpose()?;
         self.ts.clear();
         self.vs.clear();
         self.runs.clear();
@@ -496,6 +567,87 @@ impl Worker {
             fetched_chunks: 0,
             fetched_bytes: 0,
         };
+        let conflict = self.decode_chunks(&ids, fetched.as_deref_mut(), user, stores, &mut out)?;
+        if let Some(c) = conflict {
+            out.labels = None;
+            out.quarantined = Some(QuarantinedSeries {
+                series_id: out.sid.clone(),
+                reason: c.to_string(),
+                chunk_ids: ids,
+            });
+            return Ok(out);
+        }
+        self.merge_and_encode(
+            &ids,
+            cfg.timestamp_tolerance_ms,
+            day_start,
+            day_end,
+            &mut out,
+        );
+        // Keep the buffers from growing without bound after one huge series.
+        const KEEP: usize = 1 << 20;
+        if self.ts.capacity() > 4 * KEEP {
+            self.ts = Vec::with_capacity(KEEP);
+            self.vs = Vec::with_capacity(KEEP);
+        }
+        Ok(out)
+    }
+
+    /// The object of chunk `i` (`id`): from the fetch stage's results, else read from
+    /// its local store.
+    fn chunk_object(
+        i: usize,
+        id: &str,
+        fetched: Option<&mut [Fetched]>,
+        user: &str,
+        stores: &ChunkStores,
+    ) -> Result<ChunkObject, BuildError> {
+        let key = match ChunkKey::parse_for_user(id, user) {
+            Ok(k) => k,
+            Err(e) => return Ok(Err((BadChunkKind::InvalidId, e.to_string()))),
+        };
+        let object = key.object_path();
+        if !safe_object_path(&object) {
+            return Ok(Err((
+                BadChunkKind::InvalidId,
+                format!("unsafe object path {object:?}"),
+            )));
+        }
+        let store = stores.for_chunk(key.from);
+        let got = match fetched {
+            Some(v) => std::mem::replace(&mut v[i], Fetched::Missing),
+            None => match store.local_root() {
+                Some(root) => read_local(root, &object)?,
+                None => {
+                    return Err(BuildError::Internal(
+                        "remote chunk store without a fetch stage".into(),
+                    ));
+                }
+            },
+        };
+        let Fetched::Found(bytes) = got else {
+            let table = stores.chunk_table(key.from);
+            return Ok(Err((
+                BadChunkKind::Missing,
+                format!(
+                    "object {} not found",
+                    store.describe(&object, table.as_deref())
+                ),
+            )));
+        };
+        Ok(Ok((key, object, bytes)))
+    }
+
+    /// Decodes every chunk of a series into one run each, recording bad chunks in
+    /// `out`; returns the first label conflict (the series is then quarantined).
+    fn decode_chunks(
+        &mut self,
+        ids: &[String],
+        mut fetched: Option<&mut [Fetched]>,
+        user: &str,
+        stores: &ChunkStores,
+        out: &mut SeriesOut,
+    ) -> Result<Option<LabelConflict>, BuildError> {
         let mut first_chunk = String::new();
         let mut conflict: Option<LabelConflict> = None;
         for (i, id) in ids.iter().enumerate() {
@@ -505,47 +657,14 @@ impl Worker {
                 kind,
                 reason,
             };
-            let key = match ChunkKey::parse_for_user(id, user) {
-                Ok(k) => k,
-                Err(e) => {
-                    out.bad.push(bad(BadChunkKind::InvalidId, e.to_string()));
-                    continue;
-                }
-            };
-            let object = key.object_path();
-            if !safe_object_path(&object) {
-                out.bad.push(bad(
-                    BadChunkKind::InvalidId,
-                    format!("unsafe object path {object:?}"),
-                ));
-                continue;
-            }
-            let store = stores.for_chunk(key.from);
-            let got = match fetched.as_mut() {
-                Some(v) => std::mem::replace(&mut v[i], Fetched::Missing),
-                None => match store.local_root() {
-                    Some(root) => read_local(root, &object)?,
-                    None => {
-                        return Err(BuildError::Internal(
-                            "remote chunk store without a fetch stage".into(),
-                        ));
+            let (key, object, bytes) =
+                match Self::chunk_object(i, id, fetched.as_deref_mut(), user, stores)? {
+                    Ok(found) => found,
+                    Err((kind, reason)) => {
+                        out.bad.push(bad(kind, reason));
+                        continue;
                     }
-                },
-            };
-            let bytes = match got {
-                Fetched::Found(b) => b,
-                Fetched::Missing => {
-                    let table = stores.chunk_table(key.from);
-                    out.bad.push(bad(
-                        BadChunkKind::Missing,
-                        format!(
-                            "object {} not found",
-                            store.describe(&object, table.as_deref())
-                        ),
-                    ));
-                    continue;
-                }
-            };
+                };
             out.fetched_chunks += 1;
             out.fetched_bytes += bytes.len() as u64;
             let chunk = match decode_object(&key, &bytes) {
@@ -583,6 +702,7 @@ impl Worker {
             }
             let start = self.ts.len();
             if let Err(e) = decode_samples(chunk.encoding, chunk.data, &mut self.ts, &mut self.vs) {
+                let store = stores.for_chunk(key.from);
                 out.bad.push(bad(
                     BadChunkKind::Undecodable,
                     format!("chunk {}: {e}", store.describe(&object, None)),
@@ -597,15 +717,19 @@ impl Worker {
                 rank: 0,
             });
         }
-        if let Some(c) = conflict {
-            out.labels = None;
-            out.quarantined = Some(QuarantinedSeries {
-                series_id: out.sid.clone(),
-                reason: c.to_string(),
-                chunk_ids: ids,
-            });
-            return Ok(out);
-        }
+        Ok(conflict)
+    }
+
+    /// Merges the decoded runs into the day's samples (replicas deduplicated), snaps
+    /// timestamps and encodes the result into `out`.
+    fn merge_and_encode(
+        &mut self,
+        ids: &[String],
+        tolerance_ms: i64,
+        day_start: i64,
+        day_end: i64,
+        out: &mut SeriesOut,
+    ) {
         // Rank chunks by (from, through, chunk ID): the documented tie-break.
         let mut ranked: Vec<usize> = (0..self.order.len()).collect();
         ranked.sort_by(|&a, &b| {
@@ -626,7 +750,7 @@ impl Worker {
             &mut self.out_t,
             &mut self.out_v,
         );
-        out.snapped = snap_timestamps(&mut self.out_t, cfg.timestamp_tolerance_ms, day_end);
+        out.snapped = snap_timestamps(&mut self.out_t, tolerance_ms, day_end);
         out.samples = self.out_t.len() as u64;
         if !self.out_t.is_empty() {
             encode_series(
@@ -636,13 +760,6 @@ impl Worker {
                 &mut self.enc_scratch,
             );
         }
-        // Keep the buffers from growing without bound after one huge series.
-        const KEEP: usize = 1 << 20;
-        if self.ts.capacity() > 4 * KEEP {
-            self.ts = Vec::with_capacity(KEEP);
-            self.vs = Vec::with_capacity(KEEP);
-        }
-        Ok(out)
     }
 }
 

@@ -2,6 +2,7 @@
 //! `blocksconvert convert` run (see [`worker`]), and the [`preflight`] checks run
 //! before it.
 
+pub mod events;
 pub mod preflight;
 pub mod worker;
 

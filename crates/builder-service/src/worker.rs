@@ -36,6 +36,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig};
 use transport_security::{AttachToken, BearerToken};
 
+use crate::events::{BlockDiscarded, LeaseEnded, SchedulerCallFailed};
+
 /// A scheduler client that attaches the bearer token to every call.
 pub type SchedulerConn = SchedulerClient<InterceptedService<Channel, AttachToken>>;
 
@@ -138,15 +140,27 @@ enum Outcome {
 
 impl WorkerSummary {
     fn record(&mut self, o: Outcome) {
-        let (n, label) = match o {
-            Outcome::Done => (&mut self.done, "done"),
-            Outcome::Kept => (&mut self.kept, "kept"),
-            Outcome::Failed => (&mut self.failed, "failed"),
-            Outcome::Lost => (&mut self.lost, "lost"),
-            Outcome::Released => (&mut self.released, "released"),
+        let n = match o {
+            Outcome::Done => &mut self.done,
+            Outcome::Kept => &mut self.kept,
+            Outcome::Failed => &mut self.failed,
+            Outcome::Lost => &mut self.lost,
+            Outcome::Released => &mut self.released,
         };
         *n += 1;
-        ::metrics::counter!(metric::PLANS, "outcome" => label).increment(1);
+    }
+}
+
+impl Outcome {
+    /// The `outcome` label of `…_plans_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Kept => "kept",
+            Outcome::Failed => "failed",
+            Outcome::Lost => "lost",
+            Outcome::Released => "released",
+        }
     }
 }
 
@@ -282,9 +296,14 @@ pub async fn run(
                 }
             }
             Err(status) => {
-                ::metrics::counter!(metric::RPC_ERRORS, "rpc" => "lease").increment(1);
                 let wait = lease_backoff.next().unwrap_or(MAX_SCHEDULER_BACKOFF);
-                tracing::warn!(code = ?status.code(), error = %status.message(), retry_in = ?wait, "cannot lease from the scheduler");
+                SchedulerCallFailed {
+                    rpc: "lease",
+                    plan: None,
+                    status: &status,
+                    retry_in: Some(wait),
+                }
+                .emit();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.cancelled() => {}
@@ -362,6 +381,11 @@ async fn run_lease(ctx: Arc<Ctx>, lease: pb::Lease, releasing_now: bool) -> Outc
     };
     lock(&ctx.active).remove(&key);
     ::metrics::gauge!(metric::ACTIVE).decrement(1.0);
+    LeaseEnded {
+        plan: &lease.plan,
+        outcome: outcome.label(),
+    }
+    .emit();
     outcome
 }
 
@@ -425,8 +449,12 @@ async fn build_and_report(
 }
 
 async fn discard(dest: &Destinations, plan: &PlanRef, outcome: &BuildOutcome, lease: &pb::Lease) {
-    ::metrics::counter!(metric::DISCARDED).increment(1);
-    tracing::warn!(plan = %lease.plan, attempt = lease.attempt, block = %outcome.ulid, "lease lost: deleting the block this attempt uploaded");
+    BlockDiscarded {
+        plan: &lease.plan,
+        attempt: lease.attempt,
+        block: &outcome.ulid,
+    }
+    .emit();
     if let Err(e) = discard_block(dest, plan, outcome).await {
         // Still recorded in <base>.block.<ULID>: the attempt that rebuilds the plan
         // removes it before uploading its own.
@@ -459,16 +487,34 @@ where
                         | tonic::Code::Unauthenticated
                 ) =>
             {
-                ::metrics::counter!(metric::RPC_ERRORS, "rpc" => rpc).increment(1);
+                SchedulerCallFailed {
+                    rpc,
+                    plan: Some(&lease.plan),
+                    status: &s,
+                    retry_in: None,
+                }
+                .emit();
                 return Some(Err(s));
             }
             Err(s) => {
-                ::metrics::counter!(metric::RPC_ERRORS, "rpc" => rpc).increment(1);
                 if lost.load(Ordering::SeqCst) {
+                    SchedulerCallFailed {
+                        rpc,
+                        plan: Some(&lease.plan),
+                        status: &s,
+                        retry_in: None,
+                    }
+                    .emit();
                     return None;
                 }
                 let wait = backoff.next().unwrap_or(MAX_SCHEDULER_BACKOFF);
-                tracing::warn!(plan = %lease.plan, rpc, code = ?s.code(), error = %s.message(), retry_in = ?wait, "scheduler call failed; retrying");
+                SchedulerCallFailed {
+                    rpc,
+                    plan: Some(&lease.plan),
+                    status: &s,
+                    retry_in: Some(wait),
+                }
+                .emit();
                 tokio::time::sleep(wait).await;
             }
         }
@@ -599,9 +645,15 @@ async fn release(ctx: &Ctx, lease: &pb::Lease, reason: &str) -> Outcome {
             }
             Err(s) if s.code() == tonic::Code::FailedPrecondition => return Outcome::Lost,
             Err(s) => {
-                ::metrics::counter!(metric::RPC_ERRORS, "rpc" => "release").increment(1);
-                tracing::warn!(plan = %lease.plan, error = %s.message(), "cannot release the lease");
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                let wait = Duration::from_millis(300);
+                SchedulerCallFailed {
+                    rpc: "release",
+                    plan: Some(&lease.plan),
+                    status: &s,
+                    retry_in: Some(wait),
+                }
+                .emit();
+                tokio::time::sleep(wait).await;
             }
         }
     }
@@ -680,8 +732,13 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
                     }
                 }
                 Err(s) => {
-                    ::metrics::counter!(metric::RPC_ERRORS, "rpc" => "heartbeat").increment(1);
-                    tracing::warn!(code = ?s.code(), error = %s.message(), "heartbeat failed");
+                    SchedulerCallFailed {
+                        rpc: "heartbeat",
+                        plan: None,
+                        status: &s,
+                        retry_in: Some(period),
+                    }
+                    .emit();
                 }
             }
             for a in &held {
