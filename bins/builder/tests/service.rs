@@ -403,6 +403,19 @@ fn three_builders_convert_the_corpus() {
         metrics.contains("cortex_blocksconvert_scheduler_rpc_duration_seconds"),
         "{metrics}"
     );
+    // Cortex's own scheduler gauges, for dashboards built on Cortex's blocksconvert.
+    for series in [
+        "cortex_blocksconvert_scheduler_scanned_plans{status=\"Finished\"} 9",
+        "cortex_blocksconvert_scheduler_scanned_plans{status=\"New\"} 0",
+        "cortex_blocksconvert_scheduler_scanned_plans{status=\"InProgress\"} 0",
+        "cortex_blocksconvert_scheduler_queued_plans 0",
+        "cortex_blocksconvert_scheduler_oldest_queued_plan_seconds 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} missing:\n{metrics}"
+        );
+    }
     let html = c.get("/plans").expect("html");
     assert!(
         html.contains("Plans by status") && html.contains("team-a.prod"),

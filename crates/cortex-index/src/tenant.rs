@@ -119,6 +119,20 @@ pub fn day_range_ms(day: i64) -> Option<(i64, i64)> {
         .then(|| (day * DAY_MS, (day + 1) * DAY_MS))
 }
 
+/// `acme/18584` → `acme/2020-11-18 (18584)`: people read dates, plan names use day
+/// indexes. Anything else is returned as it is.
+pub fn with_date(plan: &str) -> String {
+    match plan
+        .rsplit_once('/')
+        .and_then(|(t, d)| Some((t, d.parse::<i64>().ok()?)))
+    {
+        Some((tenant, day)) => {
+            format!("{tenant}/{} ({day})", crate::schema::format_day(day))
+        }
+        None => plan.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! The scheduler's HTTP server: `/plans` (HTML, or JSON with `?format=json`), the admin
-//! actions `POST /plans/retry?plan=…` and `POST /plans/cancel?plan=…`, `/metrics`,
+//! actions `POST /plans/retry?plan=…` (or `?plan=all`, `?tenant=…` for every quarantined
+//! plan, or a tenant's) and `POST /plans/cancel?plan=…`, `/metrics`,
 //! `/ready` and `/healthz`. With a bearer token configured, the admin actions (and
 //! `/plans` unless it is made public) answer 401 without it; the probes and
 //! `/metrics` stay open.
@@ -109,13 +110,34 @@ async fn admin(
     if let Some(denied) = s.denied(headers, false) {
         return denied;
     }
-    let Some(plan) = q.get("plan") else {
-        return (StatusCode::BAD_REQUEST, "missing ?plan=<tenant>/<day>\n").into_response();
+    // Bulk retries: every quarantined plan, or one tenant's (never a bulk cancel).
+    let bulk = match (cancel, q.get("plan").map(String::as_str), q.get("tenant")) {
+        (false, Some("all"), None) => Some(None),
+        (false, None, Some(tenant)) => Some(Some(tenant.as_str())),
+        _ => None,
     };
-    let r = if cancel {
-        s.scheduler.cancel(plan).await
+    let r = if let Some(tenant) = bulk {
+        s.scheduler.retry_failed(tenant).await.map(|plans| {
+            if plans.is_empty() {
+                "no quarantined plans to retry".to_owned()
+            } else {
+                format!("{} plans queued again: {}", plans.len(), plans.join(", "))
+            }
+        })
     } else {
-        s.scheduler.retry(plan).await
+        let Some(plan) = q.get("plan") else {
+            let usage = if cancel {
+                "missing ?plan=<tenant>/<day>\n"
+            } else {
+                "missing ?plan=<tenant>/<day>, ?plan=all or ?tenant=<tenant>\n"
+            };
+            return (StatusCode::BAD_REQUEST, usage).into_response();
+        };
+        if cancel {
+            s.scheduler.cancel(plan).await
+        } else {
+            s.scheduler.retry(plan).await
+        }
     };
     match r {
         Ok(msg) => (StatusCode::OK, format!("{msg}\n")).into_response(),

@@ -49,6 +49,37 @@ pub const SCAN_SECONDS: &str = "cortex_blocksconvert_scheduler_last_scan_duratio
 /// Requests refused because they came from another tool (W15).
 pub const WRONG_TOOL: &str = "cortex_blocksconvert_scheduler_wrong_tool_requests_total";
 
+/// Cortex's scheduler gauges, under Cortex's names, so dashboards built for Cortex's
+/// `blocksconvert` keep working.
+pub mod cortex {
+    /// Plans per Cortex status (label `status`: New, InProgress, Finished, Error,
+    /// Invalid).
+    pub const SCANNED_PLANS: &str = "cortex_blocksconvert_scheduler_scanned_plans";
+    /// Plans ready to be handed out.
+    pub const QUEUED_PLANS: &str = "cortex_blocksconvert_scheduler_queued_plans";
+    /// Start of the oldest queued day, Unix seconds (0 with an empty queue).
+    pub const OLDEST_QUEUED_PLAN: &str =
+        "cortex_blocksconvert_scheduler_oldest_queued_plan_seconds";
+    /// Start of the newest queued day, Unix seconds (0 with an empty queue).
+    pub const NEWEST_QUEUED_PLAN: &str =
+        "cortex_blocksconvert_scheduler_newest_queued_plan_seconds";
+
+    /// Cortex's status of a plan in each of our statuses ([`super::STATUS_NAMES`]
+    /// order): waiting for a retry is still New to Cortex, a hand-out InProgress.
+    pub const STATUS_OF: [&str; 7] = [
+        "New",
+        "New",
+        "InProgress",
+        "InProgress",
+        "Finished",
+        "Error",
+        "Invalid",
+    ];
+
+    /// Cortex's statuses, in its order.
+    pub const STATUSES: [&str; 5] = ["New", "InProgress", "Finished", "Error", "Invalid"];
+}
+
 /// Registers help texts.
 pub fn describe() {
     use ::metrics::{describe_counter, describe_gauge, describe_histogram};
@@ -108,6 +139,10 @@ pub fn describe() {
         "Duration of the last full listing."
     );
     describe_counter!(WRONG_TOOL, "Requests from another tool, refused (W15).");
+    describe_gauge!(cortex::SCANNED_PLANS, "Number of plans in different status");
+    describe_gauge!(cortex::QUEUED_PLANS, "Number of queued plans");
+    describe_gauge!(cortex::OLDEST_QUEUED_PLAN, "Unix timestamp of oldest plan.");
+    describe_gauge!(cortex::NEWEST_QUEUED_PLAN, "Unix timestamp of newest plan");
     // Counters exist from the start at 0, so `increase()` in alerts and dashboards sees
     // the first event instead of a series appearing out of nowhere.
     for name in [
@@ -179,5 +214,17 @@ impl GaugeReading {
             .map_or((0.0, 0.0), |(lo, hi)| (day_secs(lo), day_secs(hi)));
         ::metrics::gauge!(QUEUE_OLDEST_DAY).set(lo);
         ::metrics::gauge!(QUEUE_NEWEST_DAY).set(hi);
+        let mut by_cortex_status = [0u64; cortex::STATUSES.len()];
+        for (ours, n) in cortex::STATUS_OF.iter().zip(self.counts) {
+            if let Some(i) = cortex::STATUSES.iter().position(|s| s == ours) {
+                by_cortex_status[i] += n;
+            }
+        }
+        for (status, n) in cortex::STATUSES.iter().zip(by_cortex_status) {
+            ::metrics::gauge!(cortex::SCANNED_PLANS, "status" => *status).set(n as f64);
+        }
+        ::metrics::gauge!(cortex::QUEUED_PLANS).set(self.queue as f64);
+        ::metrics::gauge!(cortex::OLDEST_QUEUED_PLAN).set(lo);
+        ::metrics::gauge!(cortex::NEWEST_QUEUED_PLAN).set(hi);
     }
 }

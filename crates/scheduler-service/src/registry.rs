@@ -7,13 +7,14 @@
 //! (W2/W5). Every change bumps a generation so a full re-list that started earlier
 //! never overwrites a newer in-memory change (W3).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::lease_token::LeaseProof;
 use crate::queue::{Queue, QueueOrder};
+use crate::status::StatusLine;
 
 /// Milliseconds on the scheduler's monotonic clock (may be negative for events that
 /// happened before the process started).
@@ -324,7 +325,8 @@ pub struct ExpiredLease {
 #[derive(Debug)]
 pub struct Registry {
     cfg: RegistryConfig,
-    plans: HashMap<String, PlanRecord>,
+    /// Every plan by name; ordered so the status view can read it in slices.
+    plans: BTreeMap<String, PlanRecord>,
     queue: Queue,
     waiting: BTreeSet<(Millis, String)>,
     /// Plans in `Status::Leased`: what the periodic expiry and progress polls walk,
@@ -332,6 +334,9 @@ pub struct Registry {
     leased: BTreeSet<String>,
     counts: [u64; STATUS_NAMES.len()],
     version: u64,
+    /// Status lines of the plans changed since the status view last took them (`None`
+    /// = removed); `None` until a view exists, so nothing is kept for a page nobody reads.
+    line_changes: Option<HashMap<String, Option<StatusLine>>>,
 }
 
 /// A duration in [`Millis`].
@@ -345,11 +350,12 @@ impl Registry {
         Self {
             queue: Queue::new(cfg.order, cfg.fair),
             cfg,
-            plans: HashMap::new(),
+            plans: BTreeMap::new(),
             waiting: BTreeSet::new(),
             leased: BTreeSet::new(),
             counts: [0; STATUS_NAMES.len()],
             version: 0,
+            line_changes: None,
         }
     }
 
@@ -455,6 +461,78 @@ impl Registry {
             rec.status = status;
             rec.version = self.version;
         }
+        self.note_change(base);
+    }
+
+    /// Records `base`'s status line for the status view, if one is kept. O(1).
+    fn note_change(&mut self, base: &str) {
+        if let Some(changes) = &mut self.line_changes {
+            changes.insert(base.to_owned(), self.plans.get(base).map(StatusLine::of));
+        }
+    }
+
+    /// The status lines of plans changed since the last call (their latest state;
+    /// `None` = removed), or `None` when this call starts the feed: the caller then reads
+    /// every line once with [`Registry::lines_after`]. O(1).
+    pub fn take_line_changes(&mut self) -> Option<HashMap<String, Option<StatusLine>>> {
+        match &mut self.line_changes {
+            Some(changes) => Some(std::mem::take(changes)),
+            None => {
+                self.line_changes = Some(HashMap::new());
+                None
+            }
+        }
+    }
+
+    /// Quarantined plans among the next `max` plans named after `after` (in name order;
+    /// with `tenant`, only that tenant's), and the last plan looked at: the cursor of
+    /// the next call, `None` at the end. O(log plans + max).
+    pub fn quarantined_after(
+        &self,
+        after: Option<&str>,
+        tenant: Option<&str>,
+        max: usize,
+    ) -> (Vec<String>, Option<String>) {
+        use std::ops::Bound;
+        let prefix = tenant.map(|t| format!("{t}/"));
+        let lower = match (after, &prefix) {
+            (Some(a), _) => Bound::Excluded(a),
+            (None, Some(p)) => Bound::Included(p.as_str()),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut found = Vec::new();
+        let mut looked_at = 0;
+        let mut last = None;
+        for (base, rec) in self
+            .plans
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take(max)
+        {
+            if prefix.as_deref().is_some_and(|p| !base.starts_with(p)) {
+                return (found, None);
+            }
+            if matches!(rec.status, Status::Error { .. }) {
+                found.push(base.clone());
+            }
+            looked_at += 1;
+            last = Some(base.as_str());
+        }
+        let next = (looked_at == max)
+            .then(|| last.map(str::to_owned))
+            .flatten();
+        (found, next)
+    }
+
+    /// The status lines of up to `max` plans named after `after`, in name order.
+    /// O(log plans + max).
+    pub fn lines_after(&self, after: Option<&str>, max: usize) -> Vec<StatusLine> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.plans
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take(max)
+            .map(|(_, r)| StatusLine::of(r))
+            .collect()
     }
 
     fn insert_record(&mut self, mut rec: PlanRecord) {
@@ -472,6 +550,7 @@ impl Registry {
         if let Some(old) = self.plans.remove(base) {
             self.leave(&old.status, &old.tenant, old.day, base);
             self.version += 1;
+            self.note_change(base);
         }
     }
 
@@ -706,11 +785,12 @@ impl Registry {
         let lease = self.lease_mut(base, attempt, worker, token)?;
         lease.last_heartbeat = now;
         lease.progress = progress;
-        if now - lease.marker_written >= ms(lease.ttl) / 3 {
+        let markers = (now - lease.marker_written >= ms(lease.ttl) / 3).then(|| {
             lease.marker_written = now;
-            return Ok(Some(lease.markers.clone()));
-        }
-        Ok(None)
+            lease.markers.clone()
+        });
+        self.note_change(base);
+        Ok(markers)
     }
 
     /// Records the progress marker that replaced `old`; false when the lease ended
@@ -915,6 +995,125 @@ mod tests {
             error: format!("boom {attempt}"),
             at_unix: 0,
         }
+    }
+
+    /// What a status view must show: every plan's line, read afresh.
+    fn all_lines(r: &Registry, now: Millis) -> Vec<crate::status::PlanLine> {
+        r.lines_after(None, usize::MAX)
+            .iter()
+            .map(|l| l.at(now))
+            .collect()
+    }
+
+    fn refreshed(
+        view: &mut crate::status::StatusView,
+        r: &mut Registry,
+        now: Millis,
+    ) -> Vec<crate::status::PlanLine> {
+        view.refresh(|f| f(r), now)
+    }
+
+    #[test]
+    fn the_status_view_follows_every_change_through_the_feed() {
+        use crate::status::VIEW_SLICE;
+        // More plans than one slice, so the first fill takes several registry calls.
+        let bases: Vec<String> = (1..=VIEW_SLICE + 10).map(|d| format!("a/{d}")).collect();
+        let refs: Vec<&str> = bases.iter().map(String::as_str).collect();
+        let mut r = registry(&refs);
+        let mut view = crate::status::StatusView::default();
+        assert_eq!(refreshed(&mut view, &mut r, 0), all_lines(&r, 0));
+
+        // A lease and a heartbeat: the feed carries that plan only.
+        let h = r.take_next(0).expect("queued");
+        r.grant(&h, "w1", false, Some(LeaseProof::of("t1")), "m".into(), 0);
+        let progress = WorkProgress {
+            phase: "building".into(),
+            series_done: 5,
+            series_total: 9,
+        };
+        r.heartbeat(&h.base, h.attempt, "w1", "t1", progress, 2_000)
+            .expect("heartbeat");
+        let changed: Vec<&String> = r
+            .line_changes
+            .as_ref()
+            .expect("the feed runs")
+            .keys()
+            .collect();
+        assert_eq!(changed, [&h.base], "only the leased plan is in the feed");
+        assert_eq!(refreshed(&mut view, &mut r, 3_000), all_lines(&r, 3_000));
+        let line = refreshed(&mut view, &mut r, 3_000)
+            .into_iter()
+            .find(|l| l.plan == h.base)
+            .expect("leased plan");
+        assert_eq!(line.progress.as_deref(), Some("building 5/9 series"));
+        assert_eq!(line.silent_s, Some(1.0));
+
+        // A failure (waiting), a finish, a removal and a new plan.
+        r.begin_close(&h.base, h.attempt, "w1", "t1")
+            .expect("close");
+        let f = failure(h.attempt, true);
+        let outcome = r.failure_outcome(&h.base, &f, 4_000);
+        r.record_failure(&h.base, f, &outcome);
+        let h2 = r.take_next(4_500).expect("queued");
+        r.grant(
+            &h2,
+            "w2",
+            false,
+            Some(LeaseProof::of("t2")),
+            "m2".into(),
+            5_000,
+        );
+        r.begin_close(&h2.base, h2.attempt, "w2", "t2")
+            .expect("close");
+        r.finish(&h2.base, "01BX5ZZKBKACTAV9WEVGEMMVRZ");
+        let mut kept: Vec<PlanRecord> = r.plans().filter(|p| p.base != "a/3").cloned().collect();
+        kept.push(PlanRecord::new("b/1", "b/1.plan.snappy"));
+        r.apply_scan(kept, r.generation());
+        let now = 6_000;
+        let shown = refreshed(&mut view, &mut r, now);
+        assert_eq!(shown, all_lines(&r, now));
+        assert!(shown.iter().any(|l| l.plan == "b/1"));
+        assert!(
+            !shown.iter().any(|l| l.plan == "a/3"),
+            "removed plans leave the view"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|l| l.status == "waiting" && l.reason.is_some())
+        );
+        assert!(shown.iter().any(|l| l.block.is_some()));
+    }
+
+    #[test]
+    fn quarantined_plans_are_found_slice_by_slice() {
+        let mut r = registry(&["a/1", "a/2", "a/3", "ab/1", "b/1", "b/2"]);
+        for base in ["a/2", "ab/1", "b/2"] {
+            r.cancelled(base, "boom".into());
+        }
+        // Two plans per call: the cursor carries on where the last call stopped.
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut calls = 0;
+        loop {
+            let (found, next) = r.quarantined_after(cursor.as_deref(), None, 2);
+            all.extend(found);
+            calls += 1;
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(all, ["a/2", "ab/1", "b/2"]);
+        assert_eq!(calls, 4, "6 plans, 2 per call, and a last empty call");
+        // One tenant's only: `a` is not a prefix match for `ab`.
+        let (found, next) = r.quarantined_after(None, Some("a"), 10);
+        assert_eq!((found, next), (vec!["a/2".to_owned()], None));
+        let (found, next) = r.quarantined_after(None, Some("a"), 1);
+        assert_eq!(
+            (found, next),
+            (Vec::<String>::new(), Some("a/1".to_owned()))
+        );
     }
 
     #[test]

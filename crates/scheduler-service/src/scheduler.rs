@@ -148,7 +148,19 @@ pub struct Scheduler {
     ready: AtomicBool,
     epoch: Instant,
     scanning: tokio::sync::Mutex<()>,
+    /// The status page's copy of every plan's line (see [`crate::status::StatusView`]).
+    status_view: Mutex<crate::status::StatusView>,
+    /// When the last [`RECENT_COMPLETIONS`] plans finished (the status page's rate
+    /// and ETA).
+    recent_completions: Mutex<std::collections::VecDeque<Instant>>,
 }
+
+/// Plans looked at per registry lock when the admin retries plans in bulk.
+const RETRY_SLICE: usize = 1024;
+/// Completions remembered for the status page's rate.
+const RECENT_COMPLETIONS: usize = 1024;
+/// The window of the status page's completion rate.
+const RATE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 thread_local! {
     /// Set while this thread holds the registry lock (see [`Scheduler::reg`]).
@@ -234,6 +246,8 @@ impl Scheduler {
             ready: AtomicBool::new(false),
             epoch: Instant::now(),
             scanning: tokio::sync::Mutex::new(()),
+            status_view: Mutex::default(),
+            recent_completions: Mutex::default(),
         }
     }
 
@@ -849,6 +863,16 @@ impl Scheduler {
         self.delete_markers(&old).await;
         self.reg(|r| r.finish(&base, &ulid));
         ::metrics::counter!(m::PLANS_COMPLETED).increment(1);
+        {
+            let mut recent = self
+                .recent_completions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if recent.len() == RECENT_COMPLETIONS {
+                recent.pop_front();
+            }
+            recent.push_back(Instant::now());
+        }
         tracing::info!(plan = %base, attempt = lease.attempt, worker = lease.worker, block = %ulid, series = stats.series, samples = stats.samples, bad_chunks = stats.bad_chunks, status = %stats.status, "finished");
         Ok(())
     }
@@ -977,16 +1001,48 @@ impl Scheduler {
 
     /// Retries every quarantined plan (see [`Scheduler::retry`]); the plans queued.
     pub async fn retry_all_failed(&self) -> Result<Vec<String>, SchedulerError> {
-        let failed: Vec<String> = self.reg(|r| {
-            r.plans()
-                .filter(|p| matches!(p.status, Status::Error { .. }))
-                .map(|p| p.base.clone())
-                .collect()
-        });
+        self.retry_failed(None).await
+    }
+
+    /// Admin: retry every quarantined plan, or every quarantined plan of `tenant`. The
+    /// registry is read in slices, so no call walks every plan under its lock.
+    pub async fn retry_failed(&self, tenant: Option<&str>) -> Result<Vec<String>, SchedulerError> {
+        self.check_ready()?;
+        let mut failed = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (found, next) =
+                self.reg(|r| r.quarantined_after(cursor.as_deref(), tenant, RETRY_SLICE));
+            failed.extend(found);
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
         for base in &failed {
             self.retry(base).await?;
         }
         Ok(failed)
+    }
+
+    /// Plans finished per hour over the last [`RATE_WINDOW`] (or since the first
+    /// completion, when that is more recent); `None` before two completions.
+    pub fn finished_per_hour(&self) -> Option<f64> {
+        let now = Instant::now();
+        let recent = self
+            .recent_completions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .filter(|t| now.duration_since(*t) <= RATE_WINDOW)
+            .collect::<Vec<_>>();
+        let first = *recent.first()?;
+        if recent.len() < 2 {
+            return None;
+        }
+        let span = now.duration_since(first).as_secs_f64().max(1.0);
+        Some(recent.len() as f64 * 3600.0 / span)
     }
 
     /// Admin: retry a quarantined or waiting plan now (its failures stop counting).
@@ -1081,11 +1137,17 @@ impl Scheduler {
     pub fn snapshot(&self) -> crate::status::Snapshot {
         let now = self.now();
         let ready = self.is_ready();
-        // Only the copy holds the registry lock; sorting and totals come after.
-        self.reg(|r| crate::status::copy(r, now)).into_snapshot(
-            ready,
-            &self.cfg.tool,
-            &self.plans_url,
-        )
+        // One status request at a time. The view's lock is always taken before the
+        // registry's (never the other way round), and each registry step is short:
+        // O(changes), or a slice of plans while the view is first filled.
+        let plans = {
+            let mut view = self.status_view.lock().unwrap_or_else(|p| p.into_inner());
+            view.refresh(|f| self.reg(|r| f(r)), now)
+        };
+        let mut snap = self
+            .reg(|r| crate::status::QueueSummary::of(r))
+            .into_snapshot(plans, ready, &self.cfg.tool, &self.plans_url);
+        snap.progress = crate::status::Progress::of(&snap.counts, self.finished_per_hour());
+        snap
     }
 }

@@ -202,3 +202,35 @@ async fn a_restarted_convert_reclaims_leases_and_retries_quarantined_plans() {
         .expect("lease");
     assert_eq!(all.len(), 9);
 }
+
+#[tokio::test]
+async fn bulk_retry_takes_back_one_tenants_quarantined_plans_or_all() {
+    let (_tmp, plans, blocks) = fixture();
+    let quarantined = ["42/18585", "acme/18584", "acme/18586", "team-a.prod/18584"];
+    for base in quarantined {
+        std::fs::write(plans.join(format!("{base}.error")), "boom").expect("error");
+    }
+    let s = scheduler(&plans, &blocks, false);
+    s.sync_with_bucket().await.expect("scan");
+    for base in quarantined {
+        assert!(matches!(status(&s, base), Status::Error { .. }), "{base}");
+    }
+    // One tenant's: acme's two, nobody else's (not even a tenant whose name starts
+    // like it).
+    let acme = s.retry_failed(Some("acme")).await.expect("retry");
+    assert_eq!(acme, ["acme/18584", "acme/18586"]);
+    assert!(matches!(status(&s, "acme/18584"), Status::New));
+    assert!(matches!(status(&s, "42/18585"), Status::Error { .. }));
+    assert!(s.retry_failed(Some("acm")).await.expect("retry").is_empty());
+    // Then every quarantined plan left.
+    let rest = s.retry_failed(None).await.expect("retry");
+    assert_eq!(rest, ["42/18585", "team-a.prod/18584"]);
+    for base in quarantined {
+        assert!(matches!(status(&s, base), Status::New), "{base}");
+    }
+    assert!(s.retry_failed(None).await.expect("retry").is_empty());
+    // The status page counts them as work left again.
+    let snap = s.snapshot();
+    assert_eq!((snap.progress.total, snap.progress.remaining), (9, 9));
+    assert_eq!(snap.progress.quarantined, 0);
+}
