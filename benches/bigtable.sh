@@ -27,7 +27,7 @@ report() { grep -E "Elapsed \(wall|Maximum resident|User time|System time" "$1" 
 # 1. Scanner: export path vs Bigtable (same rows, same settings).
 series=$(( rows / 73 / 2 ))
 store="$dir/index-$rows"
-[ -f "$store/schema.yaml" ] || "$bc" generate --out "$store" --index-only --tenants 2 \
+[ -f "$store/schema.yaml" ] || "$bc" generate --output "$store" --index-only --tenants 2 \
   --series "$series" --days 1 --samples-per-series 240 --chunks-per-day 24 --replicas 3 --seed 42
 sed 's/store: aws-dynamo/store: bigtable-hashed/; s/store: aws$/store: bigtable-hashed/' \
   "$store/schema.yaml" > "$dir/schema-bigtable.yaml"

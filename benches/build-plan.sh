@@ -11,7 +11,7 @@ cargo build --release -q -p blocksconvert-cli
 bin=target/release/blocksconvert
 store="$dir/store-$series"
 if [ ! -f "$store/schema.yaml" ]; then
-  "$bin" generate --out "$store" --tenants 1 --days 1 --series "$series" \
+  "$bin" generate --output "$store" --tenants 1 --days 1 --series "$series" \
     --samples-per-series 5760 --replicas 3 --encoding bigchunk --seed 42
 fi
 plan=$(find "$store/plans" -name '*.plan.snappy' | head -n 1)

@@ -58,7 +58,7 @@ grep -h -o "record [0-9]*: .*" "$dir/one-entry-3M-chunks.out" "$dir/one-entry-3M
 # An export with one 2 GB line in its first data file.
 store="$dir/store"
 if [ ! -f "$store/schema.yaml" ]; then
-  "$bin" generate --out "$store" --tenants 1 --days 1 --series 10 --samples-per-series 120 --seed 1 > /dev/null
+  "$bin" generate --output "$store" --tenants 1 --days 1 --series 10 --samples-per-series 120 --seed 1 > /dev/null
   data=$(find "$store/dynamodb-export" -path '*data*' -name '*.json.gz' | head -n 1)
   python3 - "$data" <<'EOF'
 import gzip, sys

@@ -17,7 +17,7 @@ scan=target/release/blocksconvert-scanner
 series=$(( rows / 73 / 10 ))
 store="$dir/index-$rows"
 if [ ! -f "$store/schema.yaml" ]; then
-  "$gen" generate --out "$store" --index-only --tenants 10 --series "$series" --days 1 \
+  "$gen" generate --output "$store" --index-only --tenants 10 --series "$series" --days 1 \
     --samples-per-series 240 --chunks-per-day 24 --replicas 3 --seed 42
 fi
 report() { grep -E "Elapsed \(wall|Maximum resident|User time|System time" "$1" | sed 's/^\s*/  /'; }
@@ -32,7 +32,7 @@ done
 if [ "${LIVE:-0}" = 1 ]; then
   tools="${BLOCKSCONVERT_TEST_TOOLS:-$PWD/.test-tools}"
   small="$dir/index-200k"
-  [ -f "$small/schema.yaml" ] || "$gen" generate --out "$small" --index-only --tenants 2 \
+  [ -f "$small/schema.yaml" ] || "$gen" generate --output "$small" --index-only --tenants 2 \
     --series 1400 --days 1 --samples-per-series 240 --chunks-per-day 24 --replicas 3 --seed 42
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   node "$tools/dynalite/node_modules/dynalite/cli.js" --host 127.0.0.1 --port "$port" \

@@ -23,7 +23,7 @@ cargo build -q --release -p blocksconvert-cli
 bin=target/release/blocksconvert
 
 echo "--- generate a Cortex chunk store (2 tenants x 2 days, $series series each)"
-"$bin" generate --out "$work/store" --tenants 2 --days 2 --series "$series" \
+"$bin" generate --output "$work/store" --tenants 2 --days 2 --series "$series" \
   --samples-per-series 2880 --encoding bigchunk,xor,doubledelta --schema v10,v11 --seed 7
 
 echo "--- convert: index export -> plans -> blocks (local directories)"

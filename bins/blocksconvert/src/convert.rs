@@ -11,6 +11,7 @@ use all_in_one::{ConvertConfig, ConvertProgress, ConvertSummary, Stage};
 use anyhow::{Context, bail};
 use clap::Args;
 use cortex_index::schema::SchemaConfig;
+use cortex_index::tenant::with_date;
 use flags::{BuildFlags, IndexFlags, TenantFlags};
 use index_scan::ScanConfig;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -255,20 +256,6 @@ fn print_summary(s: &ConvertSummary, output: &str, root: &std::path::Path) {
             "  rerun the same command to resume (state in {})",
             root.display()
         );
-    }
-}
-
-/// `acme/18584` → `acme/2020-11-18 (18584)`: people read dates, plan names use day
-/// indexes.
-fn with_date(plan: &str) -> String {
-    match plan
-        .rsplit_once('/')
-        .and_then(|(t, d)| Some((t, d.parse::<i64>().ok()?)))
-    {
-        Some((tenant, day)) => {
-            format!("{tenant}/{} ({day})", cortex_index::schema::format_day(day))
-        }
-        None => plan.to_owned(),
     }
 }
 

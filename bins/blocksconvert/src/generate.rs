@@ -12,7 +12,7 @@ use synthetic_store::{GenerateConfig, generate};
 #[derive(Args)]
 pub struct GenerateArgs {
     /// Output directory (created).
-    #[arg(long, alias = "output", env = "BLOCKSCONVERT_GENERATE_OUT")]
+    #[arg(long = "output", alias = "out", env = "BLOCKSCONVERT_GENERATE_OUT")]
     out: PathBuf,
     /// Number of tenants.
     #[arg(long, default_value_t = 1)]

@@ -3,6 +3,7 @@
 
 mod build;
 mod convert;
+mod docs;
 mod generate;
 mod human;
 mod inspect;
@@ -41,6 +42,10 @@ enum Command {
     /// Retry quarantined tenant-days or rebuild finished ones (no marker editing).
     #[command(subcommand)]
     Plans(plans::PlansCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Write man pages for this command and each subcommand.
+    Man(docs::ManArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +66,8 @@ fn main() -> std::process::ExitCode {
         Command::Build(args) => ok(build::run(*args)),
         Command::LoadIndex(args) => ok(load_index::run(args)),
         Command::Plans(cmd) => ok(plans::run(cmd)),
+        Command::Completions(args) => ok(docs::completions(&args, Cli::command())),
+        Command::Man(args) => ok(docs::man(&args, Cli::command())),
     };
     match result {
         Ok(code) => code,

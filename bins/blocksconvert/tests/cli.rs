@@ -307,3 +307,60 @@ fn version_names_the_commit_and_its_date() {
         "{line}"
     );
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_flags() {
+    // A bash script that bash itself accepts, knowing the subcommands and their flags.
+    let bash = run(&["completions", "bash"]);
+    let script = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(script.path(), &bash).expect("write");
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(script.path())
+        .output()
+        .expect("bash");
+    assert!(
+        syntax.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    for word in [
+        "convert",
+        "verify",
+        "--memory-budget",
+        "--index",
+        "completions",
+    ] {
+        assert!(
+            bash.contains(word),
+            "{word} missing from the bash completion"
+        );
+    }
+    for shell in ["zsh", "fish"] {
+        assert!(
+            run(&["completions", shell]).contains("memory-budget"),
+            "{shell}"
+        );
+    }
+    assert!(fails(&["completions", "tcsh"]).contains("tcsh"));
+
+    // One page per command and subcommand, each naming its flags.
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("man1");
+    run(&["man", "--output", out.to_str().expect("utf8")]);
+    for page in [
+        "blocksconvert.1",
+        "blocksconvert-convert.1",
+        "blocksconvert-plans-retry.1",
+        "blocksconvert-inspect-block.1",
+    ] {
+        let text =
+            std::fs::read_to_string(out.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: not roff"
+        );
+    }
+    let convert = std::fs::read_to_string(out.join("blocksconvert-convert.1")).expect("page");
+    assert!(convert.contains("memory\\-budget"), "{convert}");
+}
