@@ -96,7 +96,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<std::process::ExitCode> {
     block_builder::metrics::describe();
     index_scan::metrics::describe();
     scheduler_service::metrics::describe();
-    builder_service::worker::metric::describe();
+    builder_service::metric::describe();
     let result = daemon::block_on(Some(2), convert_main(&a));
     if let Some(path) = &a.metrics_file {
         std::fs::write(path, recorder.render())

@@ -81,7 +81,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     }
     daemon::register_process_metrics("builder");
     block_builder::metrics::describe();
-    builder_service::worker::metric::describe();
+    builder_service::metric::describe();
     let cfg = WorkerConfig {
         name: a.name.clone().unwrap_or_else(default_name),
         concurrency: a.concurrency.max(1),

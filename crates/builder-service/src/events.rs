@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::worker::metric;
+use crate::metric;
 
 /// A call to the scheduler failed.
 pub struct SchedulerCallFailed<'a> {

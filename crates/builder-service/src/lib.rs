@@ -3,6 +3,7 @@
 //! before it.
 
 pub mod events;
+pub mod metric;
 pub mod preflight;
 pub mod worker;
 

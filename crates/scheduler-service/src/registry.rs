@@ -7,14 +7,13 @@
 //! (W2/W5). Every change bumps a generation so a full re-list that started earlier
 //! never overwrites a newer in-memory change (W3).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::lease_token::LeaseProof;
 use crate::queue::{Queue, QueueOrder};
-use crate::status::StatusLine;
 
 /// Milliseconds on the scheduler's monotonic clock (may be negative for events that
 /// happened before the process started).
@@ -339,6 +338,75 @@ pub struct Registry {
     line_changes: Option<HashMap<String, Option<StatusLine>>>,
 }
 
+/// One plan's line with absolute times: what the registry records whenever a plan
+/// changes (O(1) per change) and the status view keeps; the status page turns it into
+/// the line of a given moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusLine {
+    pub(crate) plan: String,
+    pub(crate) tenant: String,
+    pub(crate) day: Option<i32>,
+    pub(crate) status: &'static str,
+    pub(crate) attempts: u32,
+    pub(crate) failures: u32,
+    pub(crate) worker: Option<String>,
+    pub(crate) granted: Option<Millis>,
+    pub(crate) last_heartbeat: Option<Millis>,
+    pub(crate) progress: Option<String>,
+    pub(crate) block: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) retry_at: Option<Millis>,
+}
+
+impl StatusLine {
+    /// The line of a plan as it is now.
+    pub fn of(r: &PlanRecord) -> Self {
+        let mut line = StatusLine {
+            plan: r.base.clone(),
+            tenant: r.tenant.clone(),
+            day: r.day,
+            status: r.status.name(),
+            attempts: r.last_attempt,
+            failures: r.counted_failures(),
+            worker: None,
+            granted: None,
+            last_heartbeat: None,
+            progress: None,
+            block: None,
+            reason: None,
+            retry_at: None,
+        };
+        match &r.status {
+            Status::Leased(l) => {
+                line.worker = Some(l.worker.clone());
+                line.granted = Some(l.granted);
+                line.last_heartbeat = Some(l.last_heartbeat);
+                if !l.progress.phase.is_empty() {
+                    line.progress = Some(format!(
+                        "{} {}/{} series",
+                        l.progress.phase, l.progress.series_done, l.progress.series_total
+                    ));
+                }
+            }
+            Status::Finished { id } => line.block = Some(id.clone()),
+            Status::Error { reason } | Status::Invalid { reason } => {
+                line.reason = Some(reason.clone());
+            }
+            Status::Waiting { until } => {
+                line.retry_at = Some(*until);
+                line.reason = r.failures.last().map(|f| f.error.clone());
+            }
+            Status::New | Status::Starting { .. } => {}
+        }
+        line
+    }
+
+    /// The plan's name (`<tenant>/<day>`).
+    pub fn plan(&self) -> &str {
+        &self.plan
+    }
+}
+
 /// A duration in [`Millis`].
 pub fn ms(d: Duration) -> Millis {
     d.as_millis().min(i64::MAX as u128) as Millis
@@ -523,6 +591,18 @@ impl Registry {
         (found, next)
     }
 
+    /// The plans in the status feed now (tests).
+    #[cfg(test)]
+    pub(crate) fn pending_line_changes(&self) -> Vec<&str> {
+        let mut plans: Vec<&str> = self
+            .line_changes
+            .iter()
+            .flat_map(|c| c.keys().map(String::as_str))
+            .collect();
+        plans.sort_unstable();
+        plans
+    }
+
     /// The status lines of up to `max` plans named after `after`, in name order.
     /// O(log plans + max).
     pub fn lines_after(&self, after: Option<&str>, max: usize) -> Vec<StatusLine> {
@@ -558,9 +638,21 @@ impl Registry {
     /// changed in memory since then keep their newer state, leases keep their worker
     /// and the most recent sign of life, and plans no longer listed are dropped.
     pub fn apply_scan(&mut self, scanned: Vec<PlanRecord>, scan_version: u64) {
-        let mut seen = std::collections::HashSet::with_capacity(scanned.len());
+        let listed: HashSet<String> = scanned.iter().map(|r| r.base.clone()).collect();
+        self.merge_listed(scanned, scan_version);
+        let mut cursor: Option<String> = None;
+        while let Some(next) =
+            self.drop_unlisted_after(cursor.as_deref(), usize::MAX, &listed, scan_version)
+        {
+            cursor = Some(next);
+        }
+    }
+
+    /// Merges part of a listing taken after generation `scan_version` (see
+    /// [`Self::apply_scan`]); a listing can be merged in slices, other calls in between.
+    /// O(slice · log plans).
+    pub fn merge_listed(&mut self, scanned: Vec<PlanRecord>, scan_version: u64) {
         for mut rec in scanned {
-            seen.insert(rec.base.clone());
             if let Some(old) = self.plans.get(&rec.base) {
                 // Newer than the listing, or in the middle of a hand-out or of closing a
                 // lease (markers being written right now): memory is the truth.
@@ -593,15 +685,38 @@ impl Registry {
             }
             self.insert_record(rec);
         }
-        let gone: Vec<String> = self
+    }
+
+    /// Drops plans among the next `max` after `after` (name order) that a listing taken
+    /// after generation `scan_version` no longer holds and that did not change since;
+    /// returns the cursor of the next slice, `None` at the end. O(log plans + max).
+    pub fn drop_unlisted_after(
+        &mut self,
+        after: Option<&str>,
+        max: usize,
+        listed: &HashSet<String>,
+        scan_version: u64,
+    ) -> Option<String> {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut looked_at = 0;
+        let mut last = None;
+        let mut gone = Vec::new();
+        for (base, r) in self
             .plans
-            .values()
-            .filter(|r| r.version <= scan_version && !seen.contains(&r.base))
-            .map(|r| r.base.clone())
-            .collect();
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take(max)
+        {
+            looked_at += 1;
+            last = Some(base.clone());
+            if r.version <= scan_version && !listed.contains(base) {
+                gone.push(base.clone());
+            }
+        }
         for base in gone {
             self.remove_record(&base);
         }
+        if looked_at == max { last } else { None }
     }
 
     /// Queues waiting plans whose backoff has passed.
@@ -997,92 +1112,47 @@ mod tests {
         }
     }
 
-    /// What a status view must show: every plan's line, read afresh.
-    fn all_lines(r: &Registry, now: Millis) -> Vec<crate::status::PlanLine> {
-        r.lines_after(None, usize::MAX)
-            .iter()
-            .map(|l| l.at(now))
-            .collect()
-    }
-
-    fn refreshed(
-        view: &mut crate::status::StatusView,
-        r: &mut Registry,
-        now: Millis,
-    ) -> Vec<crate::status::PlanLine> {
-        view.refresh(|f| f(r), now)
-    }
-
     #[test]
-    fn the_status_view_follows_every_change_through_the_feed() {
-        use crate::status::VIEW_SLICE;
-        // More plans than one slice, so the first fill takes several registry calls.
-        let bases: Vec<String> = (1..=VIEW_SLICE + 10).map(|d| format!("a/{d}")).collect();
+    fn a_listing_merged_in_slices_equals_one_merged_at_once() {
+        let bases: Vec<String> = (1..=50).map(|d| format!("a/{d}")).collect();
         let refs: Vec<&str> = bases.iter().map(String::as_str).collect();
-        let mut r = registry(&refs);
-        let mut view = crate::status::StatusView::default();
-        assert_eq!(refreshed(&mut view, &mut r, 0), all_lines(&r, 0));
-
-        // A lease and a heartbeat: the feed carries that plan only.
-        let h = r.take_next(0).expect("queued");
-        r.grant(&h, "w1", false, Some(LeaseProof::of("t1")), "m".into(), 0);
-        let progress = WorkProgress {
-            phase: "building".into(),
-            series_done: 5,
-            series_total: 9,
-        };
-        r.heartbeat(&h.base, h.attempt, "w1", "t1", progress, 2_000)
-            .expect("heartbeat");
-        let changed: Vec<&String> = r
-            .line_changes
-            .as_ref()
-            .expect("the feed runs")
-            .keys()
+        let (mut whole, mut sliced) = (registry(&refs), registry(&refs));
+        // The listing is taken here, before the lease.
+        let v = whole.generation();
+        let mut leased = String::new();
+        for r in [&mut whole, &mut sliced] {
+            let h = r.take_next(0).expect("queued");
+            r.grant(&h, "w", false, Some(LeaseProof::of("t")), "m".into(), 0);
+            leased = h.base;
+        }
+        // It misses a/1..a/10 and holds a new b/1.
+        let listing: Vec<PlanRecord> = bases[10..]
+            .iter()
+            .chain(std::iter::once(&"b/1".to_owned()))
+            .map(|b| PlanRecord::new(b, &format!("{b}.plan.snappy")))
             .collect();
-        assert_eq!(changed, [&h.base], "only the leased plan is in the feed");
-        assert_eq!(refreshed(&mut view, &mut r, 3_000), all_lines(&r, 3_000));
-        let line = refreshed(&mut view, &mut r, 3_000)
-            .into_iter()
-            .find(|l| l.plan == h.base)
-            .expect("leased plan");
-        assert_eq!(line.progress.as_deref(), Some("building 5/9 series"));
-        assert_eq!(line.silent_s, Some(1.0));
-
-        // A failure (waiting), a finish, a removal and a new plan.
-        r.begin_close(&h.base, h.attempt, "w1", "t1")
-            .expect("close");
-        let f = failure(h.attempt, true);
-        let outcome = r.failure_outcome(&h.base, &f, 4_000);
-        r.record_failure(&h.base, f, &outcome);
-        let h2 = r.take_next(4_500).expect("queued");
-        r.grant(
-            &h2,
-            "w2",
-            false,
-            Some(LeaseProof::of("t2")),
-            "m2".into(),
-            5_000,
+        let listed: HashSet<String> = listing.iter().map(|r| r.base.clone()).collect();
+        whole.apply_scan(listing.clone(), v);
+        for slice in listing.chunks(7) {
+            sliced.merge_listed(slice.to_vec(), v);
+        }
+        let mut cursor: Option<String> = None;
+        while let Some(next) = sliced.drop_unlisted_after(cursor.as_deref(), 4, &listed, v) {
+            cursor = Some(next);
+        }
+        let shape = |r: &Registry| -> Vec<(String, &'static str)> {
+            r.plans()
+                .map(|p| (p.base.clone(), p.status.name()))
+                .collect()
+        };
+        assert_eq!(shape(&sliced), shape(&whole));
+        assert_eq!(sliced.counts(), whole.counts());
+        assert!(sliced.get("b/1").is_some() && sliced.get("a/2").is_none());
+        assert_eq!(
+            sliced.get(&leased).map(|p| p.status.name()),
+            Some("leased"),
+            "a lease taken after the listing stays"
         );
-        r.begin_close(&h2.base, h2.attempt, "w2", "t2")
-            .expect("close");
-        r.finish(&h2.base, "01BX5ZZKBKACTAV9WEVGEMMVRZ");
-        let mut kept: Vec<PlanRecord> = r.plans().filter(|p| p.base != "a/3").cloned().collect();
-        kept.push(PlanRecord::new("b/1", "b/1.plan.snappy"));
-        r.apply_scan(kept, r.generation());
-        let now = 6_000;
-        let shown = refreshed(&mut view, &mut r, now);
-        assert_eq!(shown, all_lines(&r, now));
-        assert!(shown.iter().any(|l| l.plan == "b/1"));
-        assert!(
-            !shown.iter().any(|l| l.plan == "a/3"),
-            "removed plans leave the view"
-        );
-        assert!(
-            shown
-                .iter()
-                .any(|l| l.status == "waiting" && l.reason.is_some())
-        );
-        assert!(shown.iter().any(|l| l.block.is_some()));
     }
 
     #[test]

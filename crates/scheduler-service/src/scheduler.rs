@@ -157,6 +157,8 @@ pub struct Scheduler {
 
 /// Plans looked at per registry lock when the admin retries plans in bulk.
 const RETRY_SLICE: usize = 1024;
+/// Listed plans merged per registry lock when the bucket is listed again.
+const SYNC_SLICE: usize = 1024;
 /// Completions remembered for the status page's rate.
 const RECENT_COMPLETIONS: usize = 1024;
 /// The window of the status page's completion rate.
@@ -375,7 +377,25 @@ impl Scheduler {
         for (base, files) in bases {
             records.push(self.derive(base, files, store_now, now).await);
         }
-        self.reg(|r| r.apply_scan(records, scan_version));
+        // Merged slice by slice: leases, heartbeats and completions go on in between
+        // (each record's merge keeps what changed after the listing), so a bucket of
+        // millions of plans never holds the registry for long.
+        let listed: std::collections::HashSet<String> =
+            records.iter().map(|r| r.base.clone()).collect();
+        let mut records = records.into_iter();
+        loop {
+            let slice: Vec<PlanRecord> = records.by_ref().take(SYNC_SLICE).collect();
+            if slice.is_empty() {
+                break;
+            }
+            self.reg(|r| r.merge_listed(slice, scan_version));
+        }
+        let mut cursor: Option<String> = None;
+        while let Some(next) = self
+            .reg(|r| r.drop_unlisted_after(cursor.as_deref(), SYNC_SLICE, &listed, scan_version))
+        {
+            cursor = Some(next);
+        }
         self.publish_gauges();
         self.ready.store(true, Ordering::Release);
         self.wake.notify_waiters();

@@ -9,7 +9,7 @@ use serde::Serialize;
 use cortex_index::schema::format_day;
 use cortex_index::tenant::with_date;
 
-use crate::registry::{Millis, PlanRecord, Registry, STATUS_NAMES, Status};
+use crate::registry::{Millis, Registry, STATUS_NAMES, StatusLine};
 
 /// One plan's line.
 #[derive(Debug, PartialEq, Serialize)]
@@ -138,74 +138,7 @@ impl Progress {
     }
 }
 
-/// One plan's line with absolute times: what the registry records whenever a plan
-/// changes (O(1) per change) and the status view keeps; [`StatusLine::at`] turns it
-/// into the [`PlanLine`] of a given moment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusLine {
-    plan: String,
-    tenant: String,
-    day: Option<i32>,
-    status: &'static str,
-    attempts: u32,
-    failures: u32,
-    worker: Option<String>,
-    granted: Option<Millis>,
-    last_heartbeat: Option<Millis>,
-    progress: Option<String>,
-    block: Option<String>,
-    reason: Option<String>,
-    retry_at: Option<Millis>,
-}
-
 impl StatusLine {
-    /// The line of a plan as it is now.
-    pub fn of(r: &PlanRecord) -> Self {
-        let mut line = StatusLine {
-            plan: r.base.clone(),
-            tenant: r.tenant.clone(),
-            day: r.day,
-            status: r.status.name(),
-            attempts: r.last_attempt,
-            failures: r.counted_failures(),
-            worker: None,
-            granted: None,
-            last_heartbeat: None,
-            progress: None,
-            block: None,
-            reason: None,
-            retry_at: None,
-        };
-        match &r.status {
-            Status::Leased(l) => {
-                line.worker = Some(l.worker.clone());
-                line.granted = Some(l.granted);
-                line.last_heartbeat = Some(l.last_heartbeat);
-                if !l.progress.phase.is_empty() {
-                    line.progress = Some(format!(
-                        "{} {}/{} series",
-                        l.progress.phase, l.progress.series_done, l.progress.series_total
-                    ));
-                }
-            }
-            Status::Finished { id } => line.block = Some(id.clone()),
-            Status::Error { reason } | Status::Invalid { reason } => {
-                line.reason = Some(reason.clone());
-            }
-            Status::Waiting { until } => {
-                line.retry_at = Some(*until);
-                line.reason = r.failures.last().map(|f| f.error.clone());
-            }
-            Status::New | Status::Starting { .. } => {}
-        }
-        line
-    }
-
-    /// The plan's name (`<tenant>/<day>`).
-    pub fn plan(&self) -> &str {
-        &self.plan
-    }
-
     /// The line as shown at `now`.
     pub fn at(&self, now: Millis) -> PlanLine {
         let secs = |ms: Millis| (ms.max(0) as f64 / 100.0).round() / 10.0;
@@ -450,4 +383,123 @@ pub fn html(s: &Snapshot) -> String {
     }
     h.push_str("</table><p><a href=\"?format=json\">JSON</a> · <a href=\"/metrics\">metrics</a> · retry / cancel (bearer token): <code>POST /plans/retry?plan=&lt;tenant&gt;/&lt;day&gt;</code>, every quarantined plan <code>POST /plans/retry?plan=all</code> or one tenant's <code>?tenant=&lt;tenant&gt;</code>, <code>POST /plans/cancel?plan=…</code></p></body></html>");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::lease_token::LeaseProof;
+    use crate::queue::QueueOrder;
+    use crate::registry::{FailureRecord, PlanRecord, RegistryConfig, WorkProgress};
+
+    fn registry(bases: &[&str]) -> Registry {
+        let mut r = Registry::new(RegistryConfig {
+            order: QueueOrder::NewestFirst,
+            fair: false,
+            max_attempts: 3,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(3),
+            lease_ttl: Duration::from_secs(10),
+            legacy_lease_ttl: Duration::from_secs(100),
+        });
+        let recs = bases
+            .iter()
+            .map(|b| PlanRecord::new(b, &format!("{b}.plan.snappy")))
+            .collect();
+        r.apply_scan(recs, 0);
+        r
+    }
+
+    fn failure(attempt: u32) -> FailureRecord {
+        FailureRecord {
+            attempt,
+            worker: "w".into(),
+            retriable: true,
+            error: format!("boom {attempt}"),
+            at_unix: 0,
+        }
+    }
+
+    /// What a status view must show: every plan's line, read afresh.
+    fn all_lines(r: &Registry, now: Millis) -> Vec<PlanLine> {
+        r.lines_after(None, usize::MAX)
+            .iter()
+            .map(|l| l.at(now))
+            .collect()
+    }
+
+    fn refreshed(view: &mut StatusView, r: &mut Registry, now: Millis) -> Vec<PlanLine> {
+        view.refresh(|f| f(r), now)
+    }
+
+    #[test]
+    fn the_status_view_follows_every_change_through_the_feed() {
+        // More plans than one slice, so the first fill takes several registry calls.
+        let bases: Vec<String> = (1..=VIEW_SLICE + 10).map(|d| format!("a/{d}")).collect();
+        let refs: Vec<&str> = bases.iter().map(String::as_str).collect();
+        let mut r = registry(&refs);
+        let mut view = StatusView::default();
+        assert_eq!(refreshed(&mut view, &mut r, 0), all_lines(&r, 0));
+
+        // A lease and a heartbeat: the feed carries that plan only.
+        let h = r.take_next(0).expect("queued");
+        r.grant(&h, "w1", false, Some(LeaseProof::of("t1")), "m".into(), 0);
+        let progress = WorkProgress {
+            phase: "building".into(),
+            series_done: 5,
+            series_total: 9,
+        };
+        r.heartbeat(&h.base, h.attempt, "w1", "t1", progress, 2_000)
+            .expect("heartbeat");
+        assert_eq!(
+            r.pending_line_changes(),
+            [h.base.as_str()],
+            "only the leased plan is in the feed"
+        );
+        assert_eq!(refreshed(&mut view, &mut r, 3_000), all_lines(&r, 3_000));
+        let line = refreshed(&mut view, &mut r, 3_000)
+            .into_iter()
+            .find(|l| l.plan == h.base)
+            .expect("leased plan");
+        assert_eq!(line.progress.as_deref(), Some("building 5/9 series"));
+        assert_eq!(line.silent_s, Some(1.0));
+
+        // A failure (waiting), a finish, a removal and a new plan.
+        r.begin_close(&h.base, h.attempt, "w1", "t1")
+            .expect("close");
+        let f = failure(h.attempt);
+        let outcome = r.failure_outcome(&h.base, &f, 4_000);
+        r.record_failure(&h.base, f, &outcome);
+        let h2 = r.take_next(4_500).expect("queued");
+        r.grant(
+            &h2,
+            "w2",
+            false,
+            Some(LeaseProof::of("t2")),
+            "m2".into(),
+            5_000,
+        );
+        r.begin_close(&h2.base, h2.attempt, "w2", "t2")
+            .expect("close");
+        r.finish(&h2.base, "01BX5ZZKBKACTAV9WEVGEMMVRZ");
+        let mut kept: Vec<PlanRecord> = r.plans().filter(|p| p.base != "a/3").cloned().collect();
+        kept.push(PlanRecord::new("b/1", "b/1.plan.snappy"));
+        r.apply_scan(kept, r.generation());
+        let now = 6_000;
+        let shown = refreshed(&mut view, &mut r, now);
+        assert_eq!(shown, all_lines(&r, now));
+        assert!(shown.iter().any(|l| l.plan == "b/1"));
+        assert!(
+            !shown.iter().any(|l| l.plan == "a/3"),
+            "removed plans leave the view"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|l| l.status == "waiting" && l.reason.is_some())
+        );
+        assert!(shown.iter().any(|l| l.block.is_some()));
+    }
 }
