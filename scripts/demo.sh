@@ -19,8 +19,14 @@ done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/blocksconvert-demo.XXXXXX")
 if $keep; then echo "working in $work"; else trap 'rm -rf "$work"' EXIT; fi
-cargo build -q --release -p blocksconvert-cli
 bin=target/release/blocksconvert
+# The first build compiles a few hundred crates (the AWS SDK among them): say so, and
+# let cargo show its progress (a bar on a terminal, one line per crate otherwise)
+# instead of minutes of silence.
+if [ ! -x "$bin" ]; then
+  echo "--- building blocksconvert (release; the first build takes 10-30 minutes on 2 cores)"
+fi
+cargo build --release -p blocksconvert-cli
 
 echo "--- generate a Cortex chunk store (2 tenants x 2 days, $series series each)"
 "$bin" generate --output "$work/store" --tenants 2 --days 2 --series "$series" \
