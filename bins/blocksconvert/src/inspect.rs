@@ -1,4 +1,4 @@
-//! `blocksconvert inspect chunk|block`.
+//! `blocksconvert inspect chunk|block|plan`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,12 +32,22 @@ pub enum InspectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Read a plan file (Cortex's or ours; compression from its suffix), checking it to
+    /// its footer: tenant, day, series, chunks, repeated series.
+    Plan {
+        /// The plan file (`<day>.plan`, `.plan.snappy` or `.plan.gz`).
+        file: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: InspectCommand) -> anyhow::Result<()> {
     match cmd {
         InspectCommand::Chunk { file, key, json } => chunk(&file, key.as_deref(), json),
         InspectCommand::Block { dir, json } => block(&dir, json),
+        InspectCommand::Plan { file, json } => plan(&file, json),
     }
 }
 
@@ -112,6 +122,51 @@ fn chunk(file: &Path, key: Option<&str>, as_json: bool) -> anyhow::Result<()> {
         for (t, v) in ts.iter().zip(&vs) {
             writeln!(out, "  {t} {}", value_text(*v))?;
         }
+    }
+    Ok(())
+}
+
+fn plan(file: &Path, as_json: bool) -> anyhow::Result<()> {
+    use plan_format::{Compression, PlanReader};
+    let name = file.display().to_string();
+    let compression = [Compression::Snappy, Compression::Gzip, Compression::None]
+        .into_iter()
+        .find(|c| name.ends_with(c.suffix()))
+        .with_context(|| format!("{name}: not a plan file name (.plan, .plan.snappy, .plan.gz)"))?;
+    let input = std::fs::File::open(file).with_context(|| format!("opening {name}"))?;
+    let mut reader = PlanReader::open(&name, input, compression)?;
+    let (mut entries, mut chunks) = (0u64, 0u64);
+    let mut series = std::collections::HashSet::new();
+    while let Some(e) = reader.next_entry()? {
+        entries += 1;
+        chunks += e.chunks.len() as u64;
+        series.insert(e.sid);
+    }
+    let day = reader.day_index();
+    let date = cortex_index::schema::format_day(day);
+    let repeated = entries - series.len() as u64;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let doc = json!({
+            "user": reader.user(), "day_index": day, "date": date,
+            "generation": reader.generation(), "entries": entries,
+            "series": series.len(), "chunks": chunks, "repeated_entries": repeated,
+        });
+        writeln!(out, "{doc}")?;
+    } else {
+        writeln!(out, "tenant:     {}", reader.user())?;
+        writeln!(out, "day:        {date} ({day})")?;
+        writeln!(out, "series:     {}", series.len())?;
+        writeln!(out, "chunks:     {chunks}")?;
+        writeln!(
+            out,
+            "repeated:   {repeated} entries of a series already listed"
+        )?;
+        let generation = match reader.generation() {
+            "" => "none (written by Cortex)",
+            g => g,
+        };
+        writeln!(out, "generation: {generation}")?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `blocksconvert`: the operator's command line. Each subcommand only parses flags and
 //! calls into the library crates.
 
+mod bucket;
 mod build;
 mod convert;
 mod docs;
@@ -42,6 +43,9 @@ enum Command {
     /// Retry quarantined tenant-days or rebuild finished ones (no marker editing).
     #[command(subcommand)]
     Plans(plans::PlansCommand),
+    /// List a blocks bucket per tenant, or find overlapping blocks in it.
+    #[command(subcommand)]
+    Bucket(bucket::BucketCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Write man pages for this command and each subcommand.
@@ -66,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Build(args) => ok(build::run(*args)),
         Command::LoadIndex(args) => ok(load_index::run(args)),
         Command::Plans(cmd) => ok(plans::run(cmd)),
+        Command::Bucket(cmd) => bucket::run(cmd),
         Command::Completions(args) => ok(docs::completions(&args, Cli::command())),
         Command::Man(args) => ok(docs::man(&args, Cli::command())),
     };

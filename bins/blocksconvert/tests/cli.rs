@@ -1,6 +1,7 @@
 //! The `blocksconvert` binary end to end: inspect a Cortex-written chunk and block,
 //! generate a store.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -363,4 +364,78 @@ fn completions_and_man_pages_come_from_the_flags() {
     }
     let convert = std::fs::read_to_string(out.join("blocksconvert-convert.1")).expect("page");
     assert!(convert.contains("memory\\-budget"), "{convert}");
+}
+
+#[test]
+fn inspect_plan_reads_a_cortex_plan_to_its_footer() {
+    let plan = corpus().join("cortex-output/plans/acme/18585.plan.snappy");
+    let doc: serde_json::Value = serde_json::from_str(&run(&[
+        "inspect",
+        "plan",
+        plan.to_str().expect("utf8"),
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(doc["user"], "acme");
+    assert_eq!(doc["day_index"], 18585);
+    assert_eq!(doc["date"], "2020-11-19");
+    assert_eq!(doc["generation"], "", "Cortex writes no generation");
+    // The same counts as the plan read whole by the plan library.
+    let bytes = std::fs::read(&plan).expect("plan");
+    let whole = plan_format::read_plan("acme/18585", &bytes[..], plan_format::Compression::Snappy)
+        .expect("plan");
+    assert_eq!(doc["series"], whole.series.len());
+    let chunks: usize = whole.series.values().map(Vec::len).sum();
+    assert!(doc["chunks"].as_u64().expect("chunks") >= chunks as u64);
+    assert!(run(&["inspect", "plan", plan.to_str().expect("utf8")]).contains("2020-11-19 (18585)"));
+
+    // A plan cut short is refused, naming the file.
+    let dir = tempfile::tempdir().expect("tmp");
+    let cut = dir.path().join("18585.plan");
+    let mut text = Vec::new();
+    snap::read::FrameDecoder::new(&bytes[..])
+        .read_to_end(&mut text)
+        .expect("snappy");
+    std::fs::write(&cut, &text[..text.len() / 2]).expect("write");
+    let err = fails(&["inspect", "plan", cut.to_str().expect("utf8")]);
+    assert!(err.contains("18585.plan"), "{err}");
+}
+
+#[test]
+fn bucket_ls_and_verify_find_a_repeated_block() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let blocks = dir.path().join("blocks");
+    blocksconvert_tests::copy_tree(&corpus().join("cortex-output/blocks"), &blocks);
+    let spec = blocks.to_str().expect("utf8");
+    // Cortex's own blocks: three days for each of three tenants, none overlapping.
+    let listing = run(&["bucket", "ls", "--blocks", spec]);
+    assert_eq!(listing.lines().count(), 9, "{listing}");
+    assert!(
+        listing.contains("acme\t") && listing.contains("2020-11-19T00:00:00Z"),
+        "{listing}"
+    );
+    let acme = run(&["bucket", "ls", "--blocks", spec, "--tenant", "acme"]);
+    assert_eq!(acme.lines().count(), 3, "{acme}");
+    assert!(run(&["bucket", "verify", "--blocks", spec]).contains("0 overlapping pairs"));
+
+    // The same block again under another ULID: the pair is found, exit 1.
+    let first = std::fs::read_dir(blocks.join("acme"))
+        .expect("acme")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .min()
+        .expect("a block");
+    let copy = blocks.join("acme/01ZZZZZZZZZZZZZZZZZZZZZZZZ");
+    blocksconvert_tests::copy_tree(&first, &copy);
+    let out = Command::new(env!("CARGO_BIN_EXE_blocksconvert"))
+        .args(["bucket", "verify", "--blocks", spec])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("01ZZZZZZZZZZZZZZZZZZZZZZZZ") && text.contains("same range"),
+        "{text}"
+    );
+    assert!(text.contains("1 overlapping pairs"), "{text}");
 }
