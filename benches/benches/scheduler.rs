@@ -32,6 +32,7 @@ fn config() -> SchedulerConfig {
         scan_interval: Duration::from_secs(3600),
         max_wait: Duration::from_millis(10),
         tenants: TenantFilter::new(&[], None).expect("filter"),
+        days: Default::default(),
         recheck_finished: false,
     }
 }

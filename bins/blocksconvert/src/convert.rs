@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use all_in_one::{ConvertConfig, ConvertProgress, ConvertSummary, Stage};
 use anyhow::{Context, bail};
 use clap::Args;
-use cortex_index::schema::SchemaConfig;
-use cortex_index::tenant::with_date;
+use cortex_index::schema::{SchemaConfig, format_day};
+use cortex_index::tenant::{DayRange, with_date};
 use flags::{BuildFlags, IndexFlags, TenantFlags};
 use index_scan::ScanConfig;
+use index_scan::select::TableFilter;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use storage::StoreLocation;
 
@@ -38,6 +39,14 @@ pub struct ConvertArgs {
         alias = "blocksconvert.bucket-prefix"
     )]
     plans: Option<String>,
+    /// Convert only days from this one on (YYYY-MM-DD, inclusive). Unlike the
+    /// scanner's table-wide flag, a partly covered index table gives only the days in
+    /// range; a later run with a wider range converts the rest.
+    #[arg(long, env = "BLOCKSCONVERT_PERIOD_START", value_parser = index_scan::select::parse_day_arg)]
+    period_start: Option<i64>,
+    /// Convert only days before this one (YYYY-MM-DD, exclusive).
+    #[arg(long, env = "BLOCKSCONVERT_PERIOD_END", value_parser = index_scan::select::parse_day_arg)]
+    period_end: Option<i64>,
     /// Plans (tenant-days) converted at once; each uses --workers threads.
     #[arg(long, env = "BLOCKSCONVERT_BUILDERS", default_value_t = 1)]
     builders: usize,
@@ -111,6 +120,19 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
         bail!("--schema is required (the Cortex schema config, schema.yaml)");
     };
     let schema = SchemaConfig::load(schema_path).context("--schema")?;
+    let days = DayRange {
+        start: a.period_start,
+        end: a.period_end,
+    };
+    if let (Some(s), Some(e)) = (days.start, days.end)
+        && s >= e
+    {
+        bail!(
+            "--period-start {} is not before --period-end {} (the end day is exclusive)",
+            format_day(s),
+            format_day(e)
+        );
+    }
     let root = match &b.work_dir {
         Some(d) => d.clone(),
         None => b.work_dir_or(&default_work_dir_name(
@@ -122,6 +144,12 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
     // dead run's.
     let _lock = daemon::lock_work_dir(&root)?;
     eprintln!("blocksconvert convert: state in {}", root.display());
+    if !days.is_all() {
+        eprintln!(
+            "blocksconvert convert: days {} only (start inclusive, end exclusive)",
+            days.describe()
+        );
+    }
     let plans_spec = match &a.plans {
         Some(p) => p.clone(),
         None => root.join("plans").display().to_string(),
@@ -137,6 +165,12 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
             memory_budget: a.scan_memory_budget,
             concurrency: a.scan_concurrency.max(1),
             tenants: a.tenants.filter()?,
+            tables: TableFilter {
+                period_start: a.period_start,
+                period_end: a.period_end,
+                ..TableFilter::default()
+            },
+            days,
             ..ScanConfig::default()
         },
         plans,

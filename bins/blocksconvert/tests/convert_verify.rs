@@ -140,6 +140,79 @@ fn convert_the_corpus_then_verify_pinpoints_damaged_blocks() {
     );
 }
 
+/// `--period-start/--period-end` convert exactly the days asked for, even when they
+/// cover part of an index table (2020-11-19 is the first day of the weekly table that
+/// also holds 2020-11-20); a later run without them converts the rest from the same
+/// state, once each.
+#[test]
+fn a_day_range_converts_those_days_and_a_wider_run_the_rest() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = |extra: &[&str]| {
+        on_store("convert", &corpus_dir())
+            .arg("--output")
+            .arg(tmp.path().join("blocks"))
+            .arg("--work-dir")
+            .arg(tmp.path().join("work"))
+            .args(["--builders", "2", "--workers", "1"])
+            .args(extra)
+            .output()
+            .expect("run convert")
+    };
+    let bad = run(&["--period-start", "2020-11-20", "--period-end", "2020-11-19"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("--period-start 2020-11-20 is not before --period-end 2020-11-19"),
+        "{}",
+        text(&bad)
+    );
+
+    let narrow = run(&["--period-start", "2020-11-19", "--period-end", "2020-11-20"]);
+    assert!(narrow.status.success(), "{}", text(&narrow));
+    let out = String::from_utf8_lossy(&narrow.stdout);
+    assert!(
+        out.contains("tenant-days  3 planned, 3 converted"),
+        "{}",
+        text(&narrow)
+    );
+    let blocks = blocks_by_day(&tmp.path().join("blocks"));
+    assert_eq!(
+        blocks
+            .keys()
+            .map(|(_, d)| *d)
+            .collect::<std::collections::BTreeSet<_>>(),
+        [18585].into(),
+        "{blocks:?}"
+    );
+    for tenant in TENANTS {
+        let dirs = &blocks[&(tenant.to_owned(), 18585)];
+        assert_eq!(dirs.len(), 1, "{tenant}: {dirs:?}");
+        assert_eq!(read_block(&dirs[0]), expected(tenant, 18585), "{tenant}");
+    }
+
+    let wide = run(&[]);
+    assert!(wide.status.success(), "{}", text(&wide));
+    let out = String::from_utf8_lossy(&wide.stdout);
+    assert!(
+        out.contains("tenant-days  9 planned, 9 converted"),
+        "{}",
+        text(&wide)
+    );
+    assert_eq!(built_this_run(&out), 6, "{out}");
+    let blocks = blocks_by_day(&tmp.path().join("blocks"));
+    assert_eq!(blocks.len(), 9, "{blocks:?}");
+    for tenant in TENANTS {
+        for day in DAYS {
+            let dirs = &blocks[&(tenant.to_owned(), day)];
+            assert_eq!(dirs.len(), 1, "{tenant}/{day}: {dirs:?}");
+            assert_eq!(
+                read_block(&dirs[0]),
+                expected(tenant, day),
+                "{tenant}/{day}"
+            );
+        }
+    }
+}
+
 #[test]
 fn an_interrupted_conversion_resumes_to_the_same_blocks() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -153,6 +153,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         scan_interval: a.scan_interval,
         max_wait: a.max_lease_wait,
         tenants: a.tenants.filter()?,
+        days: Default::default(),
         recheck_finished: false,
     };
     let scheduler = Arc::new(Scheduler::new(

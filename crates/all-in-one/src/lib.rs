@@ -299,6 +299,7 @@ pub async fn run(
             scan_interval: Duration::from_secs(60),
             max_wait: Duration::from_secs(2),
             tenants: cfg.scan.tenants.clone(),
+            days: cfg.scan.days,
             recheck_finished: true,
         },
         cfg.plans.clone(),

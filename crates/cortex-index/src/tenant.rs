@@ -5,7 +5,8 @@
 //! (`tenant.ValidTenantID`): at most 150 characters from `[a-zA-Z0-9!-_.*'()]`, and
 //! not `.` or `..`. A day index must name a day a chunk can have been written on and
 //! whose millisecond range fits an `i64`. [`TenantFilter`] is the tenant selection
-//! the scanner, the scheduler and `verify` share.
+//! the scanner, the scheduler and `verify` share; [`DayRange`] is `convert`'s day
+//! selection, shared by its scan and its scheduler.
 
 use crate::DAY_MS;
 
@@ -119,6 +120,50 @@ pub fn day_range_ms(day: i64) -> Option<(i64, i64)> {
         .then(|| (day * DAY_MS, (day + 1) * DAY_MS))
 }
 
+/// UTC days `[start, end)` to convert (`--period-start`/`--period-end` of `convert`);
+/// an open side takes every day on that side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayRange {
+    /// First day (inclusive).
+    pub start: Option<i64>,
+    /// End day (exclusive).
+    pub end: Option<i64>,
+}
+
+impl DayRange {
+    /// Whether `day` is inside.
+    pub fn contains(&self, day: i64) -> bool {
+        self.start.is_none_or(|s| day >= s) && self.end.is_none_or(|e| day < e)
+    }
+
+    /// Every day.
+    pub fn is_all(&self) -> bool {
+        self.start.is_none() && self.end.is_none()
+    }
+
+    /// Whether a plan name `<tenant>/<day>` is inside (other names are not plans of a
+    /// day and pass).
+    pub fn contains_plan(&self, plan: &str) -> bool {
+        if self.is_all() {
+            return true;
+        }
+        match plan.rsplit_once('/').map(|(_, d)| d.parse::<i64>()) {
+            Some(Ok(day)) => self.contains(day),
+            _ => true,
+        }
+    }
+
+    /// `2020-11-19..2020-11-21` (an open side is left empty); empty for every day, so
+    /// records keyed on it are unchanged when no range is given.
+    pub fn describe(&self) -> String {
+        if self.is_all() {
+            return String::new();
+        }
+        let side = |d: Option<i64>| d.map(crate::schema::format_day).unwrap_or_default();
+        format!("{}..{}", side(self.start), side(self.end))
+    }
+}
+
 /// `acme/18584` → `acme/2020-11-18 (18584)`: people read dates, plan names use day
 /// indexes. Anything else is returned as it is.
 pub fn with_date(plan: &str) -> String {
@@ -145,6 +190,25 @@ mod tests {
         let f = TenantFilter::new(&[], Some("^team-")).expect("ok");
         assert!(f.accepts("acme") && !f.accepts("team-a"));
         assert!(TenantFilter::new(&[], Some("(")).is_err());
+    }
+
+    #[test]
+    fn day_range_is_start_inclusive_end_exclusive() {
+        let r = DayRange {
+            start: Some(18585),
+            end: Some(18586),
+        };
+        assert!(!r.contains(18584) && r.contains(18585) && !r.contains(18586));
+        assert!(r.contains_plan("acme/18585") && !r.contains_plan("team-a.prod/18586"));
+        assert!(r.contains_plan("not-a-plan"));
+        assert_eq!(r.describe(), "2020-11-19..2020-11-20");
+        let open = DayRange {
+            start: None,
+            end: Some(18585),
+        };
+        assert!(open.contains(1) && !open.contains(18585));
+        assert_eq!(open.describe(), "..2020-11-19");
+        assert!(DayRange::default().is_all() && DayRange::default().describe().is_empty());
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::checkpoint::{SegmentCheckpoint, SegmentCounts, TableDir, read_json, w
 use crate::metrics as m;
 use crate::plans::{ChangedPlans, LocalPlan, TenantListing, UploadResult};
 use crate::records::{RecordBuffer, RunError, encode_record};
-use crate::select::{DayFilter, SelectError, TableFilter, TenantFilter};
+use crate::select::{DayFilter, DayRange, SelectError, TableFilter, TenantFilter};
 
 /// Scan settings.
 #[derive(Debug, Clone)]
@@ -51,6 +51,9 @@ pub struct ScanConfig {
     pub tenants: TenantFilter,
     /// Table selection.
     pub tables: TableFilter,
+    /// Days whose rows are kept (`convert --period-*`); rows of other days in a
+    /// selected table are skipped. Every day by default.
+    pub days: DayRange,
     /// Plan file encoding.
     pub compression: Compression,
     /// Policy for plans that changed after their day was started.
@@ -75,6 +78,7 @@ impl Default for ScanConfig {
             max_rows_per_second: None,
             tenants: TenantFilter::default(),
             tables: TableFilter::default(),
+            days: DayRange::default(),
             compression: Compression::Snappy,
             changed_plans: ChangedPlans::Refuse,
             max_bad_entries: 0,
@@ -247,6 +251,11 @@ struct Fingerprint {
     tenants: String,
     schema: String,
     destination: String,
+    /// The day range when one is given. Left out of the record (and its key) for
+    /// every day, so the records of earlier scans still match; a narrower scan never
+    /// marks a table done for a wider one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    days: String,
 }
 
 /// Directory (under the plans location) of the scanner's records of finished tables;
@@ -463,6 +472,7 @@ async fn scan_table(
         tenants: cfg.tenants.fingerprint(),
         schema: schema.to_yaml(),
         destination: plans.describe(""),
+        days: cfg.days.describe(),
     };
     // The destination is the truth: a table counts as scanned only when the plans
     // location holds the done record of this exact scan (same source, tables,
@@ -790,7 +800,12 @@ impl SegmentJob {
         let mut reader = self.source.open_segment(&self.table, seg, &cp.cursor)?;
         let mut buf = RecordBuffer::default();
         let mut enc = Vec::with_capacity(256);
-        let mut days = DayFilter::new(&self.schema, &self.table, self.source.index_stores());
+        let mut days = DayFilter::new(
+            &self.schema,
+            &self.table,
+            self.source.index_stores(),
+            self.cfg.days,
+        );
         let mut tenants: HashMap<String, bool> = HashMap::new();
         let mut last_checkpoint = Instant::now();
         let mut page_counts = SegmentCounts::default();

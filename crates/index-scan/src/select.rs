@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use cortex_index::DAY_MS;
 use cortex_index::schema::SchemaConfig;
-pub use cortex_index::tenant::TenantFilter;
+pub use cortex_index::tenant::{DayRange, TenantFilter};
 
 /// Clap value parser for day flags (`--period-start 2020-11-19`, `--day …`): the
 /// day index.
@@ -221,35 +221,45 @@ pub fn select_tables(
     Ok((tables, skipped))
 }
 
-/// Decides per day whether a table's rows for that day are convertible: the day's
-/// period must be v9–v11 on DynamoDB and name this table as the day's index table.
+/// Decides per day whether a table's rows for that day are convertible: the day must
+/// be in the requested range, and its period must be v9–v11 in a store of the source
+/// and name this table as the day's index table.
 #[derive(Debug)]
 pub struct DayFilter<'a> {
     schema: &'a SchemaConfig,
     table: String,
     stores: &'a [&'a str],
+    range: DayRange,
     cache: HashMap<i64, bool>,
 }
 
 impl<'a> DayFilter<'a> {
     /// For one table of a source holding the index tables of `stores`.
-    pub fn new(schema: &'a SchemaConfig, table: &str, stores: &'a [&'a str]) -> Self {
+    pub fn new(
+        schema: &'a SchemaConfig,
+        table: &str,
+        stores: &'a [&'a str],
+        range: DayRange,
+    ) -> Self {
         Self {
             schema,
             table: table.to_owned(),
             stores,
+            range,
             cache: HashMap::new(),
         }
     }
 
     /// True when rows of `day` in this table are to be converted.
     pub fn accepts(&mut self, day: i64) -> bool {
+        let range = self.range;
         *self.cache.entry(day).or_insert_with(|| {
-            self.schema.config_for_day(day).is_some_and(|p| {
-                p.is_convertible()
-                    && self.stores.contains(&p.store.as_str())
-                    && p.index_table_for_day(day) == self.table
-            })
+            range.contains(day)
+                && self.schema.config_for_day(day).is_some_and(|p| {
+                    p.is_convertible()
+                        && self.stores.contains(&p.store.as_str())
+                        && p.index_table_for_day(day) == self.table
+                })
         })
     }
 }
@@ -346,11 +356,33 @@ mod tests {
     #[test]
     fn days_of_unconvertible_periods_are_rejected() {
         let s = schema();
-        let mut f = DayFilter::new(&s, "idx_2650", index_source::DYNAMO_STORES);
+        let mut f = DayFilter::new(
+            &s,
+            "idx_2650",
+            index_source::DYNAMO_STORES,
+            DayRange::default(),
+        );
         assert!(f.accepts(18550));
         assert!(!f.accepts(18549)); // v6 period, and another table's day
-        let mut f = DayFilter::new(&s, "idx_2655", index_source::DYNAMO_STORES);
+        let mut f = DayFilter::new(
+            &s,
+            "idx_2655",
+            index_source::DYNAMO_STORES,
+            DayRange::default(),
+        );
         assert!(f.accepts(18586));
         assert!(!f.accepts(18550));
+        // A requested range narrows a table to its days.
+        let mut f = DayFilter::new(
+            &s,
+            "idx_2655",
+            index_source::DYNAMO_STORES,
+            DayRange {
+                start: Some(18586),
+                end: Some(18587),
+            },
+        );
+        assert!(f.accepts(18586));
+        assert!(!f.accepts(18585) && !f.accepts(18587));
     }
 }

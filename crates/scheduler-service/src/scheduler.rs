@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use cortex_index::tenant::TenantFilter;
+use cortex_index::tenant::{DayRange, TenantFilter};
 use serde::Serialize;
 use storage::StoreLocation;
 use tokio::sync::Notify;
@@ -56,6 +56,8 @@ pub struct SchedulerConfig {
     pub max_wait: Duration,
     /// Tenants whose plans are served.
     pub tenants: TenantFilter,
+    /// Days whose plans are served (`convert --period-*`); every day by default.
+    pub days: DayRange,
     /// Drop the finished markers of tenants without any block in the blocks bucket
     /// (see `drop_finished_without_block`): on for `convert`, whose output may be new
     /// or emptied; off for a long-lived scheduler next to a live blocks bucket.
@@ -357,7 +359,7 @@ impl Scheduler {
                 Marker::Other => continue,
             };
             let tenant = base.rsplit_once('/').map_or("", |(t, _)| t);
-            if !self.cfg.tenants.accepts(tenant) {
+            if !self.cfg.tenants.accepts(tenant) || !self.cfg.days.contains_plan(&base) {
                 continue;
             }
             let files = bases.entry(base).or_default();

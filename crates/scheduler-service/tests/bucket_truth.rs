@@ -30,6 +30,7 @@ fn scheduler(plans: &Path, blocks: &Path, recheck_finished: bool) -> Scheduler {
         scan_interval: Duration::from_secs(600),
         max_wait: Duration::from_millis(10),
         tenants: TenantFilter::new(&[], None).expect("filter"),
+        days: Default::default(),
         recheck_finished,
     };
     Scheduler::new(

@@ -45,6 +45,7 @@ impl Fixture {
             scan_interval: Duration::from_secs(60),
             max_wait: Duration::from_secs(1),
             tenants: TenantFilter::new(&[], None).expect("filter"),
+            days: Default::default(),
             recheck_finished: false,
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
