@@ -66,9 +66,56 @@ pub struct ConvertArgs {
     /// Write the process's metrics in Prometheus text format here at the end.
     #[arg(long, env = "BLOCKSCONVERT_METRICS_FILE")]
     metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    dry_run: DryRunArgs,
     /// No progress bars (a status line every 10 s instead).
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Flags of `convert --dry-run`.
+#[derive(Args)]
+pub struct DryRunArgs {
+    /// Convert nothing: scan the index into scratch plans under the work dir and print
+    /// the tenant-days, series, chunk objects, requests, bytes, their cost and the
+    /// duration per number of builders. Bytes and samples come from a sample of the
+    /// chunks (exact when it covers them all).
+    #[arg(long = "dry-run", env = "BLOCKSCONVERT_DRY_RUN")]
+    enabled: bool,
+    /// Chunks the dry run fetches and decodes to measure bytes, samples and speed.
+    #[arg(
+        long = "dry-run.sample",
+        env = "BLOCKSCONVERT_DRY_RUN_SAMPLE",
+        default_value_t = 1000
+    )]
+    sample: usize,
+    /// Price of 1,000 GET requests in the chunk store, in dollars (default: the list
+    /// price of S3 Standard GETs and GCS class B operations).
+    #[arg(
+        long = "dry-run.price-per-1000-requests",
+        env = "BLOCKSCONVERT_DRY_RUN_PRICE_PER_1000_REQUESTS",
+        default_value_t = 0.0004
+    )]
+    price_per_1000: f64,
+}
+
+impl ConvertArgs {
+    /// The scan's settings, with its checkpoints in `work_dir`.
+    fn scan_config(&self, work_dir: PathBuf, days: DayRange) -> anyhow::Result<ScanConfig> {
+        Ok(ScanConfig {
+            work_dir,
+            memory_budget: self.scan_memory_budget,
+            concurrency: self.scan_concurrency.max(1),
+            tenants: self.tenants.filter()?,
+            tables: TableFilter {
+                period_start: self.period_start,
+                period_end: self.period_end,
+                ..TableFilter::default()
+            },
+            days,
+            ..ScanConfig::default()
+        })
+    }
 }
 
 /// The default work dir's name: one per (index, output) pair, so the same migration
@@ -150,6 +197,9 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
             days.describe()
         );
     }
+    if a.dry_run.enabled {
+        return dry_run(a, &schema, &root, days).await;
+    }
     let plans_spec = match &a.plans {
         Some(p) => p.clone(),
         None => root.join("plans").display().to_string(),
@@ -160,19 +210,7 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
     let mut build = b.build_config()?;
     build.work_dir = root.join("build");
     let cfg = ConvertConfig {
-        scan: ScanConfig {
-            work_dir: root.join("scan"),
-            memory_budget: a.scan_memory_budget,
-            concurrency: a.scan_concurrency.max(1),
-            tenants: a.tenants.filter()?,
-            tables: TableFilter {
-                period_start: a.period_start,
-                period_end: a.period_end,
-                ..TableFilter::default()
-            },
-            days,
-            ..ScanConfig::default()
-        },
+        scan: a.scan_config(root.join("scan"), days)?,
         plans,
         plans_url,
         stores: b.chunk_stores_beside_index(a.index.config().bigtable())?,
@@ -216,6 +254,129 @@ async fn convert_main(a: &ConvertArgs) -> anyhow::Result<std::process::ExitCode>
     } else {
         std::process::ExitCode::SUCCESS
     })
+}
+
+/// `convert --dry-run`: the scan into scratch plans, then the estimate.
+async fn dry_run(
+    a: &ConvertArgs,
+    schema: &SchemaConfig,
+    root: &std::path::Path,
+    days: DayRange,
+) -> anyhow::Result<std::process::ExitCode> {
+    let b = &a.build;
+    let scratch = root.join("dry-run");
+    let plans_dir = scratch.join("plans");
+    eprintln!(
+        "blocksconvert convert --dry-run: nothing is converted; the index is scanned into {}",
+        plans_dir.display()
+    );
+    let plans = StoreLocation::open(&plans_dir.display().to_string(), &b.storage.options(), true)
+        .context("dry-run plans")?;
+    let scan = a.scan_config(scratch.join("scan"), days)?;
+    let stores = b.chunk_stores_beside_index(a.index.config().bigtable())?;
+    let sources = a
+        .index
+        .config()
+        .open(
+            &b.storage.options(),
+            &scratch.join("scan").join("downloads"),
+        )
+        .await?;
+    let progress = Arc::new(ConvertProgress::default());
+    let display = Display::start(a.quiet, 0, Arc::clone(&progress));
+    let scan_progress = Arc::clone(&progress.scan);
+    let on_signal = tokio::spawn(async move {
+        daemon::wait_for_signal().await;
+        eprintln!("signal received: stopping the dry run (rerun to resume its scan)");
+        scan_progress.cancel();
+    });
+    let scanned = index_scan::scan(&sources, schema, &plans, &scan, &progress.scan).await;
+    on_signal.abort();
+    display.finish().await;
+    match scanned {
+        Ok(_) => {}
+        Err(index_scan::ScanError::Cancelled) => {
+            return Ok(std::process::ExitCode::from(INTERRUPTED));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let (sample_size, dir, for_plans) = (a.dry_run.sample, plans_dir.clone(), stores.clone());
+    let (totals, keys) = tokio::task::spawn_blocking(move || {
+        estimate::read_plans(&dir, Some(&for_plans), sample_size)
+    })
+    .await??;
+    let sample = estimate::measure_sample(&stores, keys, b.build_config()?.fetch).await?;
+    let e = estimate::Estimate {
+        totals,
+        sample: Some(sample),
+    };
+    let build = b.build_config()?;
+    print_estimate(&e, a, build.workers, build.fetch_concurrency);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_estimate(e: &estimate::Estimate, a: &ConvertArgs, workers: usize, fetch: usize) {
+    let t = &e.totals;
+    println!("blocksconvert convert --dry-run: nothing was converted");
+    let days = t.days.map_or("no days".to_owned(), |(first, last)| {
+        format!("{} to {}", format_day(first), format_day(last))
+    });
+    println!(
+        "  tenant-days  {} ({} tenants, {days})",
+        t.tenant_days, t.tenants
+    );
+    println!("  series       {}", human::count(t.series));
+    println!(
+        "  chunks       {} objects: {} GET requests, {} Bigtable rows in {} ReadRows requests, {} unparseable IDs",
+        human::count(t.chunks),
+        human::count(t.object_requests()),
+        human::count(t.bigtable_chunks),
+        human::count(t.bigtable_requests()),
+        human::count(t.bad_ids)
+    );
+    let how = match &e.sample {
+        Some(s) if e.exact() => format!("exact: every chunk was read; {} missing", s.missing),
+        Some(s) => format!(
+            "estimated from {} sampled chunks, {} of them missing",
+            human::count(s.asked),
+            s.missing
+        ),
+        None => "no chunk store sampled".to_owned(),
+    };
+    if let (Some(bytes), Some(samples)) = (e.bytes(), e.samples()) {
+        println!(
+            "  bytes        {} ({} bytes; {how})",
+            human::bytes(bytes),
+            human::count(bytes)
+        );
+        println!("  samples      {}", human::count(samples));
+        if let Some(missing) = e.missing() {
+            println!("  missing      {} chunks", human::count(missing));
+        }
+    }
+    println!(
+        "  cost         ${:.4} for GET requests at ${} per 1,000 (--dry-run.price-per-1000-requests; transfer inside the region is free, Bigtable bills nodes, not requests)",
+        e.request_cost(a.dry_run.price_per_1000),
+        a.dry_run.price_per_1000
+    );
+    let mut counts: Vec<usize> = vec![1, 2, 4, 8, 16, 32, a.builders.max(1)];
+    counts.sort_unstable();
+    counts.dedup();
+    let durations: Vec<String> = counts
+        .iter()
+        .filter_map(|&n| {
+            Some(format!(
+                "{n} builders {}",
+                human::duration(e.duration(n, workers, fetch)?)
+            ))
+        })
+        .collect();
+    if !durations.is_empty() {
+        println!(
+            "  duration     {} (each with --workers {workers}, --fetch-concurrency {fetch})",
+            durations.join(", ")
+        );
+    }
 }
 
 fn print_summary(s: &ConvertSummary, output: &str, root: &std::path::Path) {

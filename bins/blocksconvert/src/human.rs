@@ -1,4 +1,4 @@
-//! Numbers for people: byte sizes and thousands separators in summaries.
+//! Numbers for people: byte sizes, thousands separators and durations in summaries.
 
 /// `1234567` → `1.2 MB`.
 pub fn bytes(n: u64) -> String {
@@ -27,6 +27,18 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// `4000 s` → `1h 06m`; `75 s` → `1m 15s`; under a second → `<1s`.
+pub fn duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "<1s".to_owned(),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -37,5 +49,13 @@ mod tests {
         assert_eq!(super::count(1234567), "1,234,567");
         assert_eq!(super::bytes(999), "999 B");
         assert_eq!(super::bytes(1_500_000), "1.5 MB");
+        let d = std::time::Duration::from_secs;
+        assert_eq!(
+            super::duration(std::time::Duration::from_millis(300)),
+            "<1s"
+        );
+        assert_eq!(super::duration(d(75)), "1m 15s");
+        assert_eq!(super::duration(d(4000)), "1h 06m");
+        assert_eq!(super::duration(d(90000)), "1d 01h");
     }
 }

@@ -140,6 +140,97 @@ fn convert_the_corpus_then_verify_pinpoints_damaged_blocks() {
     );
 }
 
+/// `convert --dry-run` converts nothing and predicts, from the index and a sample of
+/// the chunks, exactly what the real conversion then reads: objects, requests, bytes,
+/// missing chunks and decoded samples (all chunks sampled); a small sample lands near.
+#[test]
+fn a_dry_run_predicts_what_the_conversion_reads() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = |extra: &[&str]| convert_corpus_with(tmp.path(), extra);
+    let field = |out: &str, name: &str| -> String {
+        out.lines()
+            .find_map(|l| l.trim_start().strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name:?} line in:\n{out}"))
+            .trim()
+            .to_owned()
+    };
+    let number = |text: &str| -> u64 {
+        text.chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap_or_else(|_| panic!("no number at the start of {text:?}"))
+    };
+
+    let dry = run(&["--dry-run", "--dry-run.sample", "1000000"]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    let out = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(
+        !tmp.path().join("blocks").exists(),
+        "a dry run wrote blocks"
+    );
+    assert!(
+        !tmp.path().join("work/plans").exists(),
+        "a dry run wrote real plans"
+    );
+    assert!(
+        field(&out, "tenant-days").starts_with("9 (3 tenants, 2020-11-18 to 2020-11-20)"),
+        "{out}"
+    );
+    let chunks = field(&out, "chunks");
+    let objects = number(&chunks);
+    let gets = number(chunks.split("objects: ").nth(1).expect("requests"));
+    assert_eq!(gets, objects, "one GET per chunk object: {out}");
+    let bytes_line = field(&out, "bytes");
+    assert!(bytes_line.contains("exact: every chunk was read"), "{out}");
+    let bytes: u64 = number(bytes_line.split('(').nth(1).expect("exact bytes"));
+    let samples = number(&field(&out, "samples"));
+    let missing = number(&field(&out, "missing"));
+    assert!(field(&out, "cost").starts_with('$'), "{out}");
+    assert!(field(&out, "duration").contains("1 builders"), "{out}");
+
+    let metrics = tmp.path().join("metrics.prom");
+    let real = run(&["--metrics-file", metrics.to_str().expect("utf-8")]);
+    assert!(real.status.success(), "{}", text(&real));
+    let m = std::fs::read_to_string(&metrics).expect("metrics");
+    let metric = |name: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in the metrics"))
+            .parse::<f64>()
+            .expect("value") as u64
+    };
+    let fetched = metric("cortex_blocksconvert_builder_fetched_chunks_total");
+    let gone = metric("cortex_blocksconvert_builder_bad_chunks_total{kind=\"missing\"}");
+    assert_eq!((fetched + gone, gone), (objects, missing), "{out}\n{m}");
+    assert_eq!(
+        bytes,
+        metric("cortex_blocksconvert_builder_fetched_chunks_bytes_total"),
+        "{out}"
+    );
+    assert_eq!(
+        samples,
+        metric("cortex_blocksconvert_builder_decoded_samples_total"),
+        "{out}"
+    );
+
+    // A sample of a tenth of the chunks estimates the bytes within a quarter.
+    let sampled = run(&["--dry-run", "--dry-run.sample", &(objects / 10).to_string()]);
+    assert!(sampled.status.success(), "{}", text(&sampled));
+    let out = String::from_utf8_lossy(&sampled.stdout).into_owned();
+    let line = field(&out, "bytes");
+    assert!(
+        line.contains(&format!("estimated from {} sampled chunks", objects / 10)),
+        "{out}"
+    );
+    let estimated = number(line.split('(').nth(1).expect("bytes")) as f64;
+    assert!(
+        (estimated / bytes as f64 - 1.0).abs() < 0.25,
+        "estimated {estimated} bytes, read {bytes}:\n{out}"
+    );
+}
+
 /// `--period-start/--period-end` convert exactly the days asked for, even when they
 /// cover part of an index table (2020-11-19 is the first day of the weekly table that
 /// also holds 2020-11-20); a later run without them converts the rest from the same
@@ -147,17 +238,7 @@ fn convert_the_corpus_then_verify_pinpoints_damaged_blocks() {
 #[test]
 fn a_day_range_converts_those_days_and_a_wider_run_the_rest() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let run = |extra: &[&str]| {
-        on_store("convert", &corpus_dir())
-            .arg("--output")
-            .arg(tmp.path().join("blocks"))
-            .arg("--work-dir")
-            .arg(tmp.path().join("work"))
-            .args(["--builders", "2", "--workers", "1"])
-            .args(extra)
-            .output()
-            .expect("run convert")
-    };
+    let run = |extra: &[&str]| convert_corpus_with(tmp.path(), extra);
     let bad = run(&["--period-start", "2020-11-20", "--period-end", "2020-11-19"]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
     assert!(

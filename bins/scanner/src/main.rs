@@ -132,6 +132,13 @@ struct Args {
     #[arg(long, env = "BLOCKSCONVERT_METRICS_FILE")]
     metrics_file: Option<PathBuf>,
 
+    /// Upload nothing: write the plans under `<work-dir>/dry-run/plans` and print the
+    /// tenant-days, series, chunk objects and GET requests a conversion will read
+    /// (`blocksconvert convert --dry-run` adds bytes, cost and durations from the chunk
+    /// store).
+    #[arg(long = "dry-run", env = "BLOCKSCONVERT_DRY_RUN")]
+    dry_run: bool,
+
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -195,24 +202,45 @@ fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
 
 async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
     let schema = SchemaConfig::load(&a.schema).context("--schema")?;
-    let plans = StoreLocation::open(&a.plans, &a.storage.options(), true).context("--plans")?;
-    // Fail in seconds on a wrong URL or missing credentials, not after the scan.
-    plans
-        .probe_writable(std::time::Duration::from_secs(30))
-        .await
-        .with_context(|| format!("preflight: --plans {plans} is not writable"))?;
     let work_dir = match &a.work_dir {
         Some(d) => d.clone(),
         None => flags::state_dir()?.join("scanner"),
     };
     let _lock = daemon::lock_work_dir(&work_dir)?;
+    let dry_run_plans = work_dir.join("dry-run").join("plans");
+    let plans = if a.dry_run {
+        eprintln!(
+            "dry run: nothing is uploaded to --plans; plans go to {}",
+            dry_run_plans.display()
+        );
+        StoreLocation::open(
+            &dry_run_plans.display().to_string(),
+            &a.storage.options(),
+            true,
+        )
+        .context("dry-run plans")?
+    } else {
+        let plans = StoreLocation::open(&a.plans, &a.storage.options(), true).context("--plans")?;
+        // Fail in seconds on a wrong URL or missing credentials, not after the scan.
+        plans
+            .probe_writable(std::time::Duration::from_secs(30))
+            .await
+            .with_context(|| format!("preflight: --plans {plans} is not writable"))?;
+        plans
+    };
+    // A dry run keeps its scan state apart, so a later real scan starts afresh.
+    let scan_dir = if a.dry_run {
+        work_dir.join("dry-run").join("scan")
+    } else {
+        work_dir.clone()
+    };
     let sources = a
         .index
         .config()
-        .open(&a.storage.options(), &work_dir.join("downloads"))
+        .open(&a.storage.options(), &scan_dir.join("downloads"))
         .await?;
     let cfg = ScanConfig {
-        work_dir: work_dir.clone(),
+        work_dir: scan_dir.clone(),
         memory_budget: a.memory_budget,
         concurrency: a.concurrency.max(1),
         checkpoint_interval: a.checkpoint_interval,
@@ -255,7 +283,7 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
         Err(ScanError::Cancelled) => {
             eprintln!(
                 "stopped; rerun the same command to resume from the checkpoints in {}",
-                work_dir.display()
+                scan_dir.display()
             );
             return Ok(std::process::ExitCode::from(130));
         }
@@ -290,6 +318,21 @@ async fn scan_main(a: &Args) -> anyhow::Result<std::process::ExitCode> {
         outcome.tables.len(),
         outcome.rows_read_this_run()
     );
+    if a.dry_run {
+        let dir = dry_run_plans.clone();
+        let (t, _) =
+            tokio::task::spawn_blocking(move || estimate::read_plans(&dir, None, 0)).await??;
+        println!(
+            "dry run: {} tenant-days of {} tenants, {} series, {} chunk objects ({} unparseable IDs): one GET per object from an object store, or {} rows per ReadRows from Bigtable",
+            t.tenant_days,
+            t.tenants,
+            t.series,
+            t.chunks,
+            t.bad_ids,
+            estimate::BIGTABLE_ROWS_PER_REQUEST
+        );
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let conflicts = outcome.conflicts();
     if !conflicts.is_empty() {
         for c in &conflicts {

@@ -163,6 +163,42 @@ fn export_scan_matches_the_index_and_cortex_plans() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// `--dry-run` uploads nothing to `--plans` and counts exactly what the index holds.
+#[test]
+fn a_dry_run_uploads_nothing_and_counts_the_index() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let plans = tmp.path().join("plans");
+    let out = run(&[
+        "--index",
+        &export_dir().display().to_string(),
+        "--plans",
+        &plans.display().to_string(),
+        "--work-dir",
+        &tmp.path().join("work").display().to_string(),
+        "--dry-run",
+    ]);
+    assert!(!plans.exists(), "a dry run wrote to --plans");
+    let want = index_grouping();
+    let series: usize = want.values().map(|s| s.len()).sum();
+    let chunks: usize = want
+        .values()
+        .flat_map(|s| s.values())
+        .map(|c| c.len())
+        .sum();
+    assert!(
+        out.contains(&format!(
+            "dry run: 9 tenant-days of 3 tenants, {series} series, {chunks} chunk objects (0 unparseable IDs)"
+        )),
+        "{out}"
+    );
+    // The dry run's plans are the real scan's plans.
+    assert_same(
+        &read_plans(&tmp.path().join("work/dry-run/plans")),
+        &want,
+        "dry-run plans vs index",
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_dynamodb_and_s3_scans_equal_the_local_export_scan() {
     let tmp = tempfile::tempdir().expect("tmp");

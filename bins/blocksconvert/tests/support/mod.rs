@@ -42,12 +42,18 @@ pub fn on_store(command: &str, store: &Path) -> Command {
 }
 
 pub fn convert_corpus(tmp: &Path) -> Output {
+    convert_corpus_with(tmp, &[])
+}
+
+/// `convert` of the corpus into `tmp/blocks` (state in `tmp/work`) with `extra` flags.
+pub fn convert_corpus_with(tmp: &Path, extra: &[&str]) -> Output {
     on_store("convert", &corpus_dir())
         .arg("--output")
         .arg(tmp.join("blocks"))
         .arg("--work-dir")
         .arg(tmp.join("work"))
         .args(["--builders", "2", "--workers", "1"])
+        .args(extra)
         .output()
         .expect("run convert")
 }
