@@ -1,11 +1,14 @@
-//! `blocksconvert bucket ls|verify`: what a blocks bucket holds per tenant, and blocks
-//! that overlap or repeat a range (like `thanos tools bucket ls|verify`).
+//! `blocksconvert bucket ls|verify|analyze`: what a blocks bucket holds per tenant,
+//! blocks that overlap or repeat a range (like `thanos tools bucket ls|verify`), and a
+//! block's label cardinality (like `promtool tsdb analyze`).
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use cortex_index::schema::format_day;
 use flags::StorageFlags;
 use storage::StoreLocation;
+use tsdb_block::analyze::{Analysis, analyze};
+use tsdb_block::index::IndexReader;
 use tsdb_block::meta::BlockMeta;
 
 #[derive(Subcommand)]
@@ -14,6 +17,21 @@ pub enum BucketCommand {
     Ls(BucketArgs),
     /// Find blocks of one tenant whose time ranges overlap (or repeat); exit 1 if any.
     Verify(BucketArgs),
+    /// Label and cardinality analysis of blocks (the figures of `promtool tsdb
+    /// analyze`), reading only their index.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Args)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    bucket: BucketArgs,
+    /// Only this block (ULID); every block of the selected tenants when absent.
+    #[arg(long)]
+    block: Option<String>,
+    /// Lines per list.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
 }
 
 #[derive(Args)]
@@ -76,6 +94,33 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<std::process::ExitCode> {
             eprintln!("{} blocks", blocks.len());
             Ok(std::process::ExitCode::SUCCESS)
         }
+        BucketCommand::Analyze(a) => {
+            let mut blocks = runtime.block_on(list(&a.bucket))?;
+            if let Some(ulid) = &a.block {
+                blocks.retain(|b| &b.ulid == ulid);
+                if blocks.is_empty() {
+                    anyhow::bail!("--block {ulid}: no such block in {}", a.bucket.blocks);
+                }
+            }
+            let location =
+                StoreLocation::open(&a.bucket.blocks, &a.bucket.storage.options(), false)
+                    .with_context(|| format!("--blocks {}", a.bucket.blocks))?;
+            for (i, b) in blocks.iter().enumerate() {
+                let key = format!("{}/{}/index", b.tenant, b.ulid);
+                let bytes = runtime
+                    .block_on(location.get(&key))
+                    .with_context(|| format!("reading {}", location.describe(&key)))?;
+                let index = IndexReader::from_bytes(bytes.to_vec())
+                    .with_context(|| format!("reading {}", location.describe(&key)))?;
+                let analysis = analyze(&index, b.meta.min_time, b.meta.max_time)
+                    .with_context(|| format!("analysing {}", location.describe(&key)))?;
+                if i > 0 {
+                    println!();
+                }
+                print_analysis(b, &analysis, a.limit);
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         BucketCommand::Verify(a) => {
             let blocks = runtime.block_on(list(&a))?;
             let problems = overlaps(&blocks);
@@ -93,6 +138,57 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<std::process::ExitCode> {
                 std::process::ExitCode::FAILURE
             })
         }
+    }
+}
+
+/// One block's analysis in `promtool tsdb analyze`'s layout.
+fn print_analysis(b: &Listed, a: &Analysis, limit: usize) {
+    println!("Block ID: {}", b.name());
+    println!("Tenant: {}", b.tenant);
+    println!(
+        "Range: {} .. {}",
+        range_text(b.meta.min_time),
+        range_text(b.meta.max_time)
+    );
+    println!(
+        "Duration: {}",
+        go_duration(b.meta.max_time.saturating_sub(b.meta.min_time))
+    );
+    println!("Series: {}", a.series);
+    println!("Label names: {}", a.label_names);
+    println!("Postings (unique label pairs): {}", a.unique_pairs);
+    println!("Postings entries (total label pairs): {}", a.pair_entries);
+    for (title, list) in [
+        ("Label pairs most involved in churning", &a.churning_pairs),
+        ("Label names most involved in churning", &a.churning_names),
+        ("Most common label pairs", &a.common_pairs),
+        (
+            "Label names with highest cumulative label value length",
+            &a.value_lengths,
+        ),
+        ("Highest cardinality labels", &a.cardinality),
+        ("Highest cardinality metric names", &a.metric_names),
+    ] {
+        println!("\n{title}:");
+        for (n, key) in list.iter().take(limit) {
+            println!("{n} {key}");
+        }
+    }
+}
+
+/// Milliseconds as Go prints a duration (`24h0m0s`, `1h30m0.5s`), as promtool does.
+fn go_duration(ms: i64) -> String {
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let seconds = if rest % 1000 == 0 {
+        format!("{}", rest / 1000)
+    } else {
+        format!("{}", rest as f64 / 1000.0)
+    };
+    match (h, m) {
+        (0, 0) => format!("{seconds}s"),
+        (0, _) => format!("{m}m{seconds}s"),
+        _ => format!("{h}h{m}m{seconds}s"),
     }
 }
 

@@ -439,3 +439,70 @@ fn bucket_ls_and_verify_find_a_repeated_block() {
     );
     assert!(text.contains("1 overlapping pairs"), "{text}");
 }
+
+/// `bucket analyze` gives promtool's own `tsdb analyze` figures for every Cortex block
+/// of the corpus (lists compared as sets: promtool orders ties by map iteration).
+#[test]
+fn bucket_analyze_agrees_with_promtool_tsdb_analyze() {
+    use std::collections::{BTreeMap, BTreeSet};
+    // Section title → its lines; header lines under "".
+    fn sections(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut title = String::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            match line.strip_suffix(':') {
+                Some(t) if !line.contains(": ") => title = t.to_owned(),
+                _ => {
+                    out.entry(title.clone())
+                        .or_default()
+                        .insert(line.to_owned());
+                }
+            }
+        }
+        out
+    }
+    let blocks = corpus().join("cortex-output/blocks");
+    let mut compared = 0;
+    for tenant in std::fs::read_dir(&blocks).expect("blocks") {
+        let tenant = tenant.expect("tenant").path();
+        for block in std::fs::read_dir(&tenant).expect("tenant") {
+            let block = block.expect("block").path();
+            let ulid = block
+                .file_name()
+                .expect("ulid")
+                .to_string_lossy()
+                .into_owned();
+            let ours = run(&[
+                "bucket",
+                "analyze",
+                "--blocks",
+                blocks.to_str().expect("utf8"),
+                "--block",
+                &ulid,
+                "--limit",
+                "100000",
+            ]);
+            // promtool opens a directory of blocks: give it this one alone.
+            let db = tempfile::tempdir().expect("tmp");
+            blocksconvert_tests::copy_tree(&block, &db.path().join(&ulid));
+            let out = blocksconvert_tests::promtool()
+                .args(["tsdb", "analyze", db.path().to_str().expect("utf8"), &ulid])
+                .args(["--limit", "100000"])
+                .output()
+                .expect("promtool");
+            assert!(out.status.success(), "{out:?}");
+            let theirs = String::from_utf8_lossy(&out.stdout).into_owned();
+            let (mut ours, mut theirs) = (sections(&ours), sections(&theirs));
+            // Header lines promtool prints that we print differently or not at all.
+            for header in [&mut ours, &mut theirs] {
+                if let Some(h) = header.get_mut("") {
+                    h.retain(|l| !l.starts_with("Tenant:") && !l.starts_with("Range:"));
+                }
+            }
+            assert_eq!(ours.len(), 7, "{ours:#?}");
+            assert_eq!(ours, theirs, "{ulid}");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 9);
+}

@@ -10,6 +10,7 @@
 //!   → segments + index + `meta.json`, memory bounded by a budget at any block size;
 //! * [`block`]: the block reader used by tests, `verify` and `inspect`.
 
+pub mod analyze;
 pub mod block;
 pub mod chunks;
 mod error;
