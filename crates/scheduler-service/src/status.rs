@@ -290,6 +290,51 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A button that posts `action` (`retry` or `cancel`) for one plan.
+fn plan_button(action: &str, plan: &str) -> String {
+    let confirm = if action == "cancel" {
+        format!(
+            " data-confirm=\"Cancel {}? Its builder stops and it stays quarantined until retried.\"",
+            esc(&with_date(plan))
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<button data-action={action} data-plan=\"{}\"{confirm}>{action}</button>",
+        esc(plan)
+    )
+}
+
+/// The buttons' behaviour: POST the action (relative to the page, so a path prefix
+/// in front of the scheduler keeps working); on 401 ask for the bearer token once and
+/// keep it for this tab only; show the answer and reload on success. A token is
+/// sent only in the Authorization header, which a cross-site form cannot set.
+const ADMIN_SCRIPT: &str = r#"<script>
+document.addEventListener('click', async (event) => {
+  const b = event.target.closest('button[data-action]');
+  if (!b) return;
+  if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
+  const query = b.dataset.plan ? 'plan=' + encodeURIComponent(b.dataset.plan)
+    : b.dataset.tenant ? 'tenant=' + encodeURIComponent(b.dataset.tenant) : 'plan=all';
+  const url = 'plans/' + b.dataset.action + '?' + query;
+  const out = document.getElementById('admin-result');
+  const send = (token) => fetch(url, {method: 'POST', headers: token ? {Authorization: 'Bearer ' + token} : {}});
+  let token = sessionStorage.getItem('blocksconvert-token');
+  let r = await send(token);
+  if (r.status === 401) {
+    token = prompt("The scheduler's bearer token (kept for this tab only):");
+    if (!token) { out.textContent = 'not sent: this action needs the token'; out.className = 'error'; return; }
+    r = await send(token);
+    if (r.ok) sessionStorage.setItem('blocksconvert-token', token);
+  }
+  const text = await r.text();
+  out.textContent = (r.ok ? '' : 'refused (' + r.status + '): ') + text;
+  out.className = r.ok ? 'finished' : 'error';
+  if (r.ok) setTimeout(() => location.reload(), 1500);
+});
+</script>"#;
+
 /// The status page.
 pub fn html(s: &Snapshot) -> String {
     let mut h = String::new();
@@ -320,7 +365,12 @@ pub fn html(s: &Snapshot) -> String {
     if let Some(eta) = p.eta_seconds {
         let _ = write!(h, " · about {} left", human_duration(eta));
     }
-    h.push_str("</p>");
+    if p.quarantined > 0 {
+        h.push_str(
+            " <button data-action=retry data-confirm=\"Retry every quarantined tenant-day?\">retry all quarantined</button>",
+        );
+    }
+    h.push_str("</p><p id=admin-result role=status></p>");
     for name in s.counts.keys() {
         let _ = write!(h, "<th>{name}</th>");
     }
@@ -339,20 +389,21 @@ pub fn html(s: &Snapshot) -> String {
     }
     let next: Vec<String> = s.queue_head.iter().map(|p| with_date(p)).collect();
     let _ = write!(h, "</h2><p>Next: {}</p>", esc(&next.join(", ")));
-    h.push_str("<h2>Running leases</h2><table><tr><th>plan</th><th>worker</th><th>attempt</th><th>age (s)</th><th>last heartbeat (s ago)</th><th>progress</th></tr>");
+    h.push_str("<h2>Running leases</h2><table><tr><th>plan</th><th>worker</th><th>attempt</th><th>age (s)</th><th>last heartbeat (s ago)</th><th>progress</th><th></th></tr>");
     for p in s.plans.iter().filter(|p| p.status == "leased") {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&with_date(&p.plan)),
             esc(p.worker.as_deref().unwrap_or("")),
             p.attempts,
             p.lease_age_s.unwrap_or_default(),
             p.silent_s.unwrap_or_default(),
-            esc(p.progress.as_deref().unwrap_or(""))
+            esc(p.progress.as_deref().unwrap_or("")),
+            plan_button("cancel", &p.plan)
         );
     }
-    h.push_str("</table><h2>Errors and retries</h2><table><tr><th>plan</th><th>status</th><th>failures</th><th>reason</th></tr>");
+    h.push_str("</table><h2>Errors and retries</h2><table><tr><th>plan</th><th>status</th><th>failures</th><th>reason</th><th></th></tr>");
     for p in s
         .plans
         .iter()
@@ -360,19 +411,32 @@ pub fn html(s: &Snapshot) -> String {
     {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class={}>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            "<tr><td>{}</td><td class={}>{}</td><td>{}</td><td><pre>{}</pre></td><td>{}</td></tr>",
             esc(&with_date(&p.plan)),
             p.status,
             p.status,
             p.failures,
-            esc(p.reason.as_deref().unwrap_or(""))
+            esc(p.reason.as_deref().unwrap_or("")),
+            if p.status == "waiting" {
+                String::new()
+            } else {
+                plan_button("retry", &p.plan)
+            }
         );
     }
-    h.push_str("</table><h2>Tenants</h2><table><tr><th>tenant</th><th>finished</th><th>total</th><th>leased</th><th>pending</th><th>failed</th></tr>");
+    h.push_str("</table><h2>Tenants</h2><table><tr><th>tenant</th><th>finished</th><th>total</th><th>leased</th><th>pending</th><th>failed</th><th></th></tr>");
     for (t, l) in &s.tenants {
+        let button = if l.failed > 0 {
+            format!(
+                "<button data-action=retry data-tenant=\"{}\">retry failed</button>",
+                esc(t)
+            )
+        } else {
+            String::new()
+        };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{button}</td></tr>",
             esc(t),
             l.finished,
             l.total,
@@ -381,7 +445,9 @@ pub fn html(s: &Snapshot) -> String {
             l.failed
         );
     }
-    h.push_str("</table><p><a href=\"?format=json\">JSON</a> · <a href=\"/metrics\">metrics</a> · retry / cancel (bearer token): <code>POST /plans/retry?plan=&lt;tenant&gt;/&lt;day&gt;</code>, every quarantined plan <code>POST /plans/retry?plan=all</code> or one tenant's <code>?tenant=&lt;tenant&gt;</code>, <code>POST /plans/cancel?plan=…</code></p></body></html>");
+    h.push_str("</table><p><a href=\"?format=json\">JSON</a> · <a href=\"/metrics\">metrics</a> · retry / cancel (bearer token): <code>POST /plans/retry?plan=&lt;tenant&gt;/&lt;day&gt;</code>, every quarantined plan <code>POST /plans/retry?plan=all</code> or one tenant's <code>?tenant=&lt;tenant&gt;</code>, <code>POST /plans/cancel?plan=…</code></p>");
+    h.push_str(ADMIN_SCRIPT);
+    h.push_str("</body></html>");
     h
 }
 
