@@ -381,12 +381,14 @@ impl StatusLine {
                 line.worker = Some(l.worker.clone());
                 line.granted = Some(l.granted);
                 line.last_heartbeat = Some(l.last_heartbeat);
-                if !l.progress.phase.is_empty() {
-                    line.progress = Some(format!(
-                        "{} {}/{} series",
-                        l.progress.phase, l.progress.series_done, l.progress.series_total
-                    ));
-                }
+                let p = &l.progress;
+                // Before the plan is read its series are unknown: the phase alone,
+                // not "validating 0/0 series".
+                line.progress = match (p.phase.is_empty(), p.series_total) {
+                    (true, _) => None,
+                    (false, 0) => Some(p.phase.clone()),
+                    (false, total) => Some(format!("{} {}/{total} series", p.phase, p.series_done)),
+                };
             }
             Status::Finished { id } => line.block = Some(id.clone()),
             Status::Error { reason } | Status::Invalid { reason } => {

@@ -512,6 +512,19 @@ mod tests {
         // A lease and a heartbeat: the feed carries that plan only.
         let h = r.take_next(0).expect("queued");
         r.grant(&h, "w1", false, Some(LeaseProof::of("t1")), "m".into(), 0);
+        // Before the plan is read: the phase alone, no "0/0 series".
+        let reading = WorkProgress {
+            phase: "validating".into(),
+            series_done: 0,
+            series_total: 0,
+        };
+        r.heartbeat(&h.base, h.attempt, "w1", "t1", reading, 1_000)
+            .expect("heartbeat");
+        let line = refreshed(&mut view, &mut r, 1_000)
+            .into_iter()
+            .find(|l| l.plan == h.base)
+            .expect("leased plan");
+        assert_eq!(line.progress.as_deref(), Some("validating"));
         let progress = WorkProgress {
             phase: "building".into(),
             series_done: 5,
