@@ -438,6 +438,42 @@ fn bucket_ls_and_verify_find_a_repeated_block() {
         "{text}"
     );
     assert!(text.contains("1 overlapping pairs"), "{text}");
+
+    // 2020-11-19's block moved half a day later (its meta.json says so) overlaps
+    // the blocks of 2020-11-19 and 2020-11-20.
+    std::fs::remove_dir_all(&copy).expect("rm copy");
+    let nov19 = std::fs::read_dir(blocks.join("acme"))
+        .expect("acme")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|b| {
+            let meta = std::fs::read(b.join("meta.json")).unwrap_or_default();
+            serde_json::from_slice::<serde_json::Value>(&meta)
+                .is_ok_and(|m| m["minTime"] == 18585_i64 * 86_400_000)
+        })
+        .expect("acme's block of 2020-11-19");
+    let shifted = blocks.join("acme/01YYYYYYYYYYYYYYYYYYYYYYYY");
+    blocksconvert_tests::copy_tree(&nov19, &shifted);
+    let meta_path = shifted.join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).expect("meta")).expect("json");
+    let half_day = 43_200_000;
+    for field in ["minTime", "maxTime"] {
+        let t = meta[field].as_i64().expect("time");
+        meta[field] = (t + half_day).into();
+    }
+    std::fs::write(&meta_path, meta.to_string()).expect("write meta");
+    let out = Command::new(env!("CARGO_BIN_EXE_blocksconvert"))
+        .args(["bucket", "verify", "--blocks", spec])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("01YYYYYYYYYYYYYYYYYYYYYYYY") && text.contains("overlap:"),
+        "{text}"
+    );
+    assert!(text.contains("2 overlapping pairs"), "{text}");
 }
 
 /// `bucket analyze` gives promtool's own `tsdb analyze` figures for every Cortex block
