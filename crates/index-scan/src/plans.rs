@@ -11,10 +11,10 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use plan_format::{Compression, PlanDigest, PlanReader, PlanWriter};
+use plan_format::{Compression, PlanDigest, PlanReader, PlanWriter, encode_entry};
 use storage::StoreLocation;
 
 use crate::records::{MAX_FAN_IN, RunMerger, decode_record, reduce_runs};
@@ -53,6 +53,8 @@ struct PlanInProgress {
     sid: String,
     chunks: Vec<String>,
     chunk_count: u64,
+    /// Scratch for one encoded entry line.
+    line: Vec<u8>,
 }
 
 impl PlanInProgress {
@@ -62,10 +64,9 @@ impl PlanInProgress {
         }
         self.digest.add(&self.sid, &self.chunks);
         self.chunk_count += self.chunks.len() as u64;
-        serde_json::to_writer(&mut self.body, &(&self.sid, &self.chunks))
-            .map_err(|e| ScanError::io(&self.body_path, e.into()))?;
-        self.body
-            .write_all(b"\n")
+        // Staged exactly as the plan's entry lines, so finishing copies bytes.
+        encode_entry(&self.sid, &self.chunks, &mut self.line)
+            .and_then(|()| self.body.write_all(&self.line))
             .map_err(|e| ScanError::io(&self.body_path, e))?;
         self.chunks.clear();
         Ok(())
@@ -109,6 +110,7 @@ pub fn write_plans(
                 sid: String::new(),
                 chunks: Vec::new(),
                 chunk_count: 0,
+                line: Vec::new(),
             });
         }
         let Some(p) = cur.as_mut() else {
@@ -150,13 +152,9 @@ fn finish_plan(
         &generation,
     )
     .map_err(|e| ScanError::io(&path, e))?;
-    let body = File::open(&p.body_path).map_err(|e| ScanError::io(&p.body_path, e))?;
-    for entry in serde_json::Deserializer::from_reader(BufReader::new(body))
-        .into_iter::<(String, Vec<String>)>()
-    {
-        let (sid, cs) = entry.map_err(|e| ScanError::io(&p.body_path, e.into()))?;
-        w.entry(&sid, &cs).map_err(|e| ScanError::io(&path, e))?;
-    }
+    let mut body = File::open(&p.body_path).map_err(|e| ScanError::io(&p.body_path, e))?;
+    w.append_staged(&mut body, p.digest)
+        .map_err(|e| ScanError::io(&path, e))?;
     let digest = w.finish().map_err(|e| ScanError::io(&path, e))?;
     std::fs::remove_file(&p.body_path).map_err(|e| ScanError::io(&p.body_path, e))?;
     let plan = LocalPlan {

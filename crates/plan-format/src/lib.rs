@@ -188,6 +188,16 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
+/// One entry line (JSON and a newline) into `line`, exactly as [`PlanWriter::entry`]
+/// writes it: for writers that stage entries before the header (which carries their
+/// digest) can be written.
+pub fn encode_entry(sid: &str, chunks: &[String], line: &mut Vec<u8>) -> std::io::Result<()> {
+    line.clear();
+    serde_json::to_writer(&mut *line, &EntryRef { sid, cs: chunks })?;
+    line.push(b'\n');
+    Ok(())
+}
+
 /// A fully read plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -430,10 +440,38 @@ impl<'a> PlanWriter<'a> {
     /// Appends one entry.
     pub fn entry(&mut self, sid: &str, chunks: &[String]) -> std::io::Result<()> {
         self.digest.add(sid, chunks);
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, &EntryRef { sid, cs: chunks })?;
-        self.line.push(b'\n');
+        encode_entry(sid, chunks, &mut self.line)?;
         self.out.write_all(&self.line)
+    }
+
+    /// Appends entry lines staged with [`encode_entry`] before the header was known,
+    /// copied as bytes (no parsing, no second digest), whose digest is `digest`;
+    /// [`PlanWriter::finish`] writes that digest's footer. Only on a writer without
+    /// entries. A reader checks the footer against the entries it reads, so a staged
+    /// body that disagrees with `digest` is caught by reading the plan back.
+    pub fn append_staged(
+        &mut self,
+        body: &mut impl std::io::Read,
+        digest: PlanDigest,
+    ) -> std::io::Result<()> {
+        if self.digest.entries() != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "staged entries appended to a plan that already has entries",
+            ));
+        }
+        // Line by line, as `entry` writes: the compressor cuts its blocks where the
+        // writes fall, and the same writes keep the plan's bytes the same.
+        let mut lines = std::io::BufReader::with_capacity(256 << 10, body);
+        loop {
+            self.line.clear();
+            if std::io::BufRead::read_until(&mut lines, b'\n', &mut self.line)? == 0 {
+                break;
+            }
+            self.out.write_all(&self.line)?;
+        }
+        self.digest = digest;
+        Ok(())
     }
 
     /// Writes Cortex's plain footer `{"complete":true}` (no W17 extension) and flushes.
@@ -609,6 +647,50 @@ mod tests {
         )
         .expect("write");
         out
+    }
+
+    /// Entries staged with `encode_entry` and appended as bytes give the same plan,
+    /// byte for byte, as entries written one by one (lines past the compressor's
+    /// 64 KiB block included), in every compression.
+    #[test]
+    fn staged_entries_give_the_same_bytes() {
+        let entries: Vec<(String, Vec<String>)> = (0..300)
+            .map(|i| {
+                let n = if i == 7 { 4000 } else { 1 + i % 5 };
+                let cs = (0..n)
+                    .map(|k| format!("u/{i:x}:{k:x}:{:x}:0", k + 1))
+                    .collect();
+                (format!("s{i:04}"), cs)
+            })
+            .collect();
+        for c in [Compression::None, Compression::Gzip, Compression::Snappy] {
+            let mut direct = Vec::new();
+            let mut w = PlanWriter::new(&mut direct, c, "u", 18584, "g").expect("writer");
+            for (sid, cs) in &entries {
+                w.entry(sid, cs).expect("entry");
+            }
+            let want = w.finish().expect("finish").hex();
+
+            let (mut body, mut line, mut digest) = (Vec::new(), Vec::new(), PlanDigest::default());
+            for (sid, cs) in &entries {
+                digest.add(sid, cs);
+                encode_entry(sid, cs, &mut line).expect("encode");
+                body.extend_from_slice(&line);
+            }
+            let mut staged = Vec::new();
+            let mut w = PlanWriter::new(&mut staged, c, "u", 18584, "g").expect("writer");
+            w.append_staged(&mut &body[..], digest).expect("append");
+            assert_eq!(w.finish().expect("finish").hex(), want);
+            assert!(staged == direct, "{c:?}: staged plan differs");
+        }
+        // A staged body cannot follow entries (its digest would not cover them).
+        let mut out = Vec::new();
+        let mut w = PlanWriter::new(&mut out, Compression::None, "u", 18584, "").expect("w");
+        w.entry("s", &["c".to_owned()]).expect("entry");
+        assert!(
+            w.append_staged(&mut &b""[..], PlanDigest::default())
+                .is_err()
+        );
     }
 
     #[test]
