@@ -49,12 +49,19 @@ fn cortex_encodings(c: &mut Criterion) {
         dd_n += 1;
     }
     dd.extend(e.finish());
+    let (gts, gvs) = gauge_samples(1920);
     let cases = [
         (
             "bigchunk_1920",
             Encoding::Bigchunk,
             encode_bigchunk(&ts, &vs).expect("bigchunk"),
             ts.len(),
+        ),
+        (
+            "bigchunk_1920_gauge",
+            Encoding::Bigchunk,
+            encode_bigchunk(&gts, &gvs).expect("bigchunk"),
+            gts.len(),
         ),
         (
             "xorchunk_1920",

@@ -1,0 +1,173 @@
+//! One plan's chunks read from an S3 server (moto) behind a proxy that adds a fixed
+//! latency to every chunk GET, built at several `--fetch-concurrency` settings, against
+//! the same plan read from local disk. Prints chunks per second and the ratio of each
+//! remote build's wall time to the local one, and the server's own ceiling (no added
+//! latency). Outside CI (it needs moto from the test tools and a few minutes):
+//!
+//! `cargo bench -p blocksconvert-benches --bench remote_fetch`
+//! (env `SERIES` = 1000 series × 5760 samples × RF 3, `DELAY_MS` = 20,
+//! `CONCURRENCY` = "8,32,128,512")
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use block_builder::{BuildConfig, BuildProgress, ChunkStores, Destinations, PlanRef, build_plan};
+use blocksconvert_tests::proxy::{Fault, FaultProxy, Rule};
+use blocksconvert_tests::{MotoServer, moto_options};
+use futures::StreamExt;
+use storage::StoreLocation;
+use synthetic_store::{GenerateConfig, generate};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Every file below `dir`, relative to it.
+fn files(dir: &Path, rel: &str, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir.join(rel))
+        .expect("read dir")
+        .flatten()
+    {
+        let name = format!("{rel}{}", e.file_name().to_string_lossy());
+        if e.path().is_dir() {
+            files(dir, &format!("{name}/"), out);
+        } else {
+            out.push(name);
+        }
+    }
+}
+
+/// Builds the plan from `chunks` into a fresh output; returns the wall time.
+async fn build(tmp: &Path, plan: &PlanRef, chunks: StoreLocation, fetch: usize) -> Duration {
+    let out = tmp.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let blocks = StoreLocation::local(&out.join("blocks"), true).expect("blocks");
+    let dest = Destinations {
+        blocks: blocks.clone(),
+        markers: StoreLocation::local(&out.join("markers"), true).expect("markers"),
+        base: None,
+        expect: None,
+        existing: Default::default(),
+    };
+    let cfg = BuildConfig {
+        work_dir: out.join("work"),
+        fetch_concurrency: fetch,
+        ..BuildConfig::default()
+    };
+    let stores = ChunkStores::new(chunks, None);
+    let started = Instant::now();
+    let o = build_plan(
+        plan,
+        &stores,
+        &dest,
+        &cfg,
+        &Arc::new(BuildProgress::default()),
+    )
+    .await
+    .expect("build");
+    let took = started.elapsed();
+    assert_eq!(
+        o.report.bad_chunk_counts.values().sum::<u64>(),
+        0,
+        "bad chunks"
+    );
+    took
+}
+
+fn main() {
+    let series: usize = env_or("SERIES", 1000);
+    let delay_ms: u64 = env_or("DELAY_MS", 20);
+    let concurrency: Vec<usize> = std::env::var("CONCURRENCY")
+        .unwrap_or_else(|_| "8,32,128,512".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = tmp.path().join("store");
+    let summary = generate(
+        &GenerateConfig {
+            out: store.clone(),
+            series,
+            ..GenerateConfig::default()
+        },
+        |_| {},
+    )
+    .expect("generate");
+    let objects = summary.chunk_objects;
+    let plan_path = {
+        let mut plans = Vec::new();
+        files(&store.join("plans"), "", &mut plans);
+        store.join("plans").join(&plans[0])
+    };
+    let plan = PlanRef::open(&plan_path.display().to_string(), &Default::default()).expect("plan");
+
+    let moto = MotoServer::start();
+    moto.create_bucket("chunks");
+    let direct = StoreLocation::open("s3://chunks", &moto_options(&moto), false).expect("s3");
+    let mut keys = Vec::new();
+    files(&store.join("chunks"), "", &mut keys);
+    let started = Instant::now();
+    rt.block_on(
+        futures::stream::iter(keys.iter())
+            .map(|k| {
+                let (direct, path) = (direct.clone(), store.join("chunks").join(k));
+                async move {
+                    let bytes = std::fs::read(&path).expect("chunk");
+                    direct.put(k, bytes).await.expect("upload");
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>(),
+    );
+    eprintln!(
+        "{objects} chunk objects ({:.0} MB) uploaded to moto in {:.1}s",
+        summary.chunk_bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+
+    let local = StoreLocation::local(&store.join("chunks"), false).expect("local");
+    let local_time = rt.block_on(build(tmp.path(), &plan, local, 32));
+    println!("| chunk store | --fetch-concurrency | wall | chunks/s | wall / local |");
+    println!("|---|---|---|---|---|");
+    let row = |what: &str, fetch: usize, took: Duration| {
+        println!(
+            "| {what} | {fetch} | {:.2} s | {:.0} | {:.1}× |",
+            took.as_secs_f64(),
+            objects as f64 / took.as_secs_f64(),
+            took.as_secs_f64() / local_time.as_secs_f64()
+        );
+    };
+    row("local disk", 32, local_time);
+    let proxy = FaultProxy::start(&moto.endpoint);
+    let opts = storage::StorageOptions {
+        s3_endpoint: Some(proxy.endpoint.clone()),
+        ..moto_options(&moto)
+    };
+    let remote = StoreLocation::open("s3://chunks", &opts, false).expect("s3 via proxy");
+    // The server's own ceiling: no added latency, the smallest setting.
+    let least = concurrency.iter().copied().min().unwrap_or(8);
+    row(
+        "moto, no added latency",
+        least,
+        rt.block_on(build(tmp.path(), &plan, remote.clone(), least)),
+    );
+    proxy.set_rules(vec![Rule {
+        method: Some("GET"),
+        path_contains: "/chunks/".into(),
+        every: 1,
+        fault: Fault::Delay(Duration::from_millis(delay_ms)),
+    }]);
+    for &c in &concurrency {
+        let took = rt.block_on(build(tmp.path(), &plan, remote.clone(), c));
+        row(&format!("moto + {delay_ms} ms per GET"), c, took);
+    }
+}
