@@ -475,12 +475,13 @@ impl Display {
         main.set_style(style(
             "{spinner} [{elapsed_precise}] {prefix:10} {bar:30} {pos}/{len} {msg} (eta {eta})",
         ));
+        let counting = style("    {prefix:32} {bar:30} {pos}/{len} series {per_sec} {msg}");
+        // Before a plan is read its series are unknown: the phase alone, no "0/0".
+        let reading = style("    {prefix:32} {msg}");
         let plans: Vec<ProgressBar> = (0..builders)
             .map(|_| {
                 let b = bars.add(ProgressBar::new(0));
-                b.set_style(style(
-                    "    {prefix:32} {bar:30} {pos}/{len} series {per_sec} {msg}",
-                ));
+                b.set_style(reading.clone());
                 b
             })
             .collect();
@@ -529,12 +530,18 @@ impl Display {
                             for (i, bar) in plans.iter().enumerate() {
                                 match st.active.get(i) {
                                     Some(a) => {
+                                        bar.set_style(if a.series_total == 0 {
+                                            reading.clone()
+                                        } else {
+                                            counting.clone()
+                                        });
                                         bar.set_prefix(with_date(&a.plan));
                                         bar.set_length(a.series_total);
                                         bar.set_position(a.series_done);
                                         bar.set_message(a.phase.clone());
                                     }
                                     None => {
+                                        bar.set_style(reading.clone());
                                         bar.set_prefix("idle");
                                         bar.set_length(0);
                                         bar.set_position(0);

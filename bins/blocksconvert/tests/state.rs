@@ -422,7 +422,7 @@ fn one_tenant_day_is_rebuilt_or_retried_without_touching_markers() {
     rebuild.push(&output);
     let (ok, said) = plans_cmd(&rebuild);
     assert!(
-        ok && said.contains("plan acme/18585 queued again; removed block"),
+        ok && said.contains("plan acme/2020-11-19 (18585) queued again; removed block"),
         "{said}"
     );
     let old = &before[&("acme".to_owned(), 18585)][0];
@@ -442,7 +442,10 @@ fn one_tenant_day_is_rebuilt_or_retried_without_touching_markers() {
     )
     .expect("rm");
     let (ok, said) = plans_cmd(&["retry", "--all-failed"]);
-    assert!(ok && said.contains("plan 42/18586 queued again"), "{said}");
+    assert!(
+        ok && said.contains("plan 42/2020-11-20 (18586) queued again"),
+        "{said}"
+    );
     assert!(markers(&plans, ".error").is_empty());
     let (ok, said) = plans_cmd(&["retry", "--plan", "42/2020-11-20"]);
     assert!(!ok && said.contains("not quarantined"), "{said}");

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use blocksconvert_proto as pb;
 use blocksconvert_tests::pki::{TestPki, http_call};
 use blocksconvert_tests::{copy_tree, corpus_dir, expected, free_port, read_block, workspace_bin};
+use cortex_index::tenant::with_date;
 use pb::scheduler_client::SchedulerClient;
 use serde_json::Value;
 use tonic::Code;
@@ -707,7 +708,7 @@ fn a_click_on_retry_in_the_plans_page_requeues_the_plan() {
     assert!(
         result["answer"]
             .as_str()
-            .is_some_and(|a| a.contains(&format!("plan {base} queued again"))),
+            .is_some_and(|a| a.contains(&format!("plan {} queued again", with_date(&base)))),
         "{result}"
     );
     s.wait_for("the retried plan to leave quarantine", 60, |st| {

@@ -4,6 +4,7 @@
 //! scheduler's own `/plans` actions do, so a running scheduler picks the change up at
 //! its next listing and nobody edits marker files by hand.
 
+use cortex_index::tenant::with_date;
 use storage::{StorageError, StoreLocation};
 
 use crate::markers::{self, Marker};
@@ -101,7 +102,7 @@ pub async fn retry(plans: &StoreLocation, base: &str) -> Result<String, AdminErr
         });
     }
     mark_retried(plans, base, f.last_attempt).await?;
-    Ok(format!("plan {base} queued again"))
+    Ok(format!("plan {} queued again", with_date(base)))
 }
 
 /// Every quarantined tenant-day of the plans location (an `.error` marker and no
@@ -158,10 +159,11 @@ pub async fn rebuild(
     }
     mark_retried(plans, base, f.last_attempt).await?;
     Ok(if removed.is_empty() {
-        format!("plan {base} queued again")
+        format!("plan {} queued again", with_date(base))
     } else {
         format!(
-            "plan {base} queued again; removed block {}",
+            "plan {} queued again; removed block {}",
+            with_date(base),
             removed.join(", ")
         )
     })

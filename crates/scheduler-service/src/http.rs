@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use cortex_index::tenant::with_date;
 use transport_security::BearerToken;
 
 use crate::metrics as m;
@@ -121,7 +122,8 @@ async fn admin(
             if plans.is_empty() {
                 "no quarantined plans to retry".to_owned()
             } else {
-                format!("{} plans queued again: {}", plans.len(), plans.join(", "))
+                let named: Vec<String> = plans.iter().map(|p| with_date(p)).collect();
+                format!("{} plans queued again: {}", plans.len(), named.join(", "))
             }
         })
     } else {

@@ -22,7 +22,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use cortex_index::tenant::{DayRange, TenantFilter};
+use cortex_index::schema::format_day;
+use cortex_index::tenant::{DayRange, TenantFilter, with_date};
 use serde::Serialize;
 use storage::StoreLocation;
 use tokio::sync::Notify;
@@ -1085,7 +1086,7 @@ impl Scheduler {
         self.reg(|r| r.retried(&base));
         self.wake.notify_waiters();
         tracing::info!(plan = %base, "retried by operator");
-        Ok(format!("plan {base} queued again"))
+        Ok(format!("plan {} queued again", with_date(&base)))
     }
 
     /// Admin: cancel a plan (quarantine it; a worker holding it loses its lease).
@@ -1108,8 +1109,9 @@ impl Scheduler {
             )));
         }
         let reason = format!(
-            "plan {base} cancelled by an operator at unix time {}",
-            unix_now()
+            "plan {} cancelled by an operator at {}",
+            with_date(&base),
+            utc_text(unix_now())
         );
         let key = markers::error(&base);
         self.plans
@@ -1120,7 +1122,7 @@ impl Scheduler {
         self.reg(|r| r.cancelled(&base, reason));
         ::metrics::counter!(m::QUARANTINES).increment(1);
         tracing::warn!(plan = %base, "cancelled by operator");
-        Ok(format!("plan {base} cancelled"))
+        Ok(format!("plan {} cancelled", with_date(&base)))
     }
 
     /// Background duties until `shutdown`: periodic listings, lease expiry, gauges.
@@ -1171,5 +1173,26 @@ impl Scheduler {
             .into_snapshot(plans, ready, &self.cfg.tool, &self.plans_url);
         snap.progress = crate::status::Progress::of(&snap.counts, self.finished_per_hour());
         snap
+    }
+}
+
+/// Unix seconds as `2026-12-01 07:15:02 UTC`, for messages people read.
+fn utc_text(secs: i64) -> String {
+    let rest = secs.rem_euclid(86_400);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        format_day(secs.div_euclid(86_400)),
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_text_reads_as_a_date_and_time() {
+        assert_eq!(super::utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc_text(1_796_105_216), "2026-12-01 06:06:56 UTC");
     }
 }
