@@ -55,12 +55,11 @@ fn merge(c: &mut Criterion) {
         })
     });
     let mut enc = EncodedSeries::default();
-    let mut buf = Vec::new();
     let (ot, ov) = counter_samples(n);
     g.throughput(Throughput::Elements(n as u64));
     g.bench_function("encode_day_per_output_sample", |b| {
         b.iter(|| {
-            encode_series(black_box(&ot), black_box(&ov), &mut enc, &mut buf);
+            encode_series(black_box(&ot), black_box(&ov), &mut enc);
             black_box(enc.data.len())
         })
     });

@@ -526,7 +526,6 @@ struct Worker {
     scratch: MergeScratch,
     out_t: Vec<i64>,
     out_v: Vec<f64>,
-    enc_scratch: Vec<u8>,
 }
 
 /// One chunk object as stored, or why the chunk is bad.
@@ -753,12 +752,7 @@ impl Worker {
         out.snapped = snap_timestamps(&mut self.out_t, tolerance_ms, day_end);
         out.samples = self.out_t.len() as u64;
         if !self.out_t.is_empty() {
-            encode_series(
-                &self.out_t,
-                &self.out_v,
-                &mut out.encoded,
-                &mut self.enc_scratch,
-            );
+            encode_series(&self.out_t, &self.out_v, &mut out.encoded);
         }
     }
 }

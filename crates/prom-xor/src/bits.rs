@@ -2,13 +2,19 @@
 
 /// Writer that produces exactly the bytes of Prometheus' `bstream`.
 ///
-/// Bits gather in a wide accumulator and leave as whole bytes. The only subtlety of
-/// `bstream` is that a `writeByte` ending on a byte boundary leaves an extra zero byte
-/// in the stream (its `count` is 8, not 0); `last_was_byte` tracks exactly that case.
+/// Bits gather in a 64-bit accumulator and leave as whole big-endian words. The only
+/// subtlety of `bstream` is that a `writeByte` ending on a byte boundary leaves an
+/// extra zero byte in the stream (its `count` is 8, not 0); `last_was_byte` tracks
+/// exactly that case. The stream may start after existing bytes of `buf` (`start`),
+/// so a series' chunks are written straight into one buffer.
 #[derive(Debug, Clone)]
 pub(crate) struct BitWriter {
     pub(crate) buf: Vec<u8>,
-    acc: u128,
+    /// Offset of this stream's first byte (its 2-byte header) in `buf`.
+    pub(crate) start: usize,
+    /// The low `nacc` bits are pending; bits above them are stale and always
+    /// shifted out before they could reach the output.
+    acc: u64,
     /// Bits pending in `acc` (always < 64 between calls).
     nacc: u32,
     /// Whether the last primitive Prometheus would have used was `writeByte`.
@@ -23,26 +29,37 @@ impl BitWriter {
     /// Starts a stream in `buf` (cleared), keeping its allocation.
     pub(crate) fn reusing(mut buf: Vec<u8>) -> Self {
         buf.clear();
+        Self::appending(buf)
+    }
+
+    /// Starts a stream after the bytes already in `buf`, with a zero header.
+    pub(crate) fn appending(mut buf: Vec<u8>) -> Self {
+        let start = buf.len();
         buf.extend_from_slice(&[0, 0]);
         Self {
             buf,
+            start,
             acc: 0,
             nacc: 0,
             last_was_byte: false,
         }
     }
 
-    /// Appends the low `n <= 64` bits of `value` (already masked); whole 64-bit words
-    /// leave the accumulator at once.
+    /// Appends the low `1 <= n <= 64` bits of `value` (already masked); a full
+    /// accumulator leaves as one 64-bit word.
     #[inline(always)]
     fn push(&mut self, value: u64, n: u32) {
-        self.acc = (self.acc << n) | value as u128;
-        self.nacc += n;
-        if self.nacc >= 64 {
-            self.nacc -= 64;
-            self.buf
-                .extend_from_slice(&((self.acc >> self.nacc) as u64).to_be_bytes());
-            self.acc &= (1u128 << self.nacc) - 1;
+        let free = 64 - self.nacc;
+        if n < free {
+            self.acc = (self.acc << n) | value;
+            self.nacc += n;
+        } else {
+            // `free` is 1..=64: shifting in two steps keeps each shift below 64.
+            let rest = n - free;
+            let word = ((self.acc << 1) << (free - 1)) | (value >> rest);
+            self.buf.extend_from_slice(&word.to_be_bytes());
+            self.acc = value;
+            self.nacc = rest;
         }
     }
 
@@ -90,30 +107,27 @@ impl BitWriter {
         self.last_was_byte = field_len.is_multiple_of(8);
     }
 
-    /// Length of the finished stream in bytes.
+    /// Length of the finished stream in bytes (header included).
     pub(crate) fn len(&self) -> usize {
         let whole = (self.nacc / 8) as usize;
-        self.buf.len() + whole + usize::from(!self.nacc.is_multiple_of(8) || self.last_was_byte)
+        self.buf.len() - self.start
+            + whole
+            + usize::from(!self.nacc.is_multiple_of(8) || self.last_was_byte)
     }
 
-    /// The finished stream: pending bits padded with zeros, or the extra zero byte
-    /// `bstream` leaves after a byte-aligned `writeByte`.
+    /// The buffer with the finished stream: pending bits padded with zeros, or the
+    /// extra zero byte `bstream` leaves after a byte-aligned `writeByte`.
     pub(crate) fn finish(mut self) -> Vec<u8> {
         while self.nacc >= 8 {
             self.nacc -= 8;
             self.buf.push((self.acc >> self.nacc) as u8);
         }
-        self.acc &= (1u128 << self.nacc) - 1;
         if self.nacc > 0 {
             self.buf.push((self.acc << (8 - self.nacc)) as u8);
         } else if self.last_was_byte {
             self.buf.push(0);
         }
         self.buf
-    }
-
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        self.clone().finish()
     }
 }
 

@@ -42,6 +42,13 @@ impl XorEncoder {
         Self::from_writer(BitWriter::reusing(buf))
     }
 
+    /// A new empty chunk written after the bytes already in `buf`, so consecutive
+    /// chunks land in one buffer without a copy; [`XorEncoder::into_bytes`] then
+    /// returns `buf` with the chunk appended.
+    pub fn appending_to(buf: Vec<u8>) -> Self {
+        Self::from_writer(BitWriter::appending(buf))
+    }
+
     fn from_writer(w: BitWriter) -> Self {
         Self {
             w,
@@ -98,10 +105,8 @@ impl XorEncoder {
         }
         self.t = t;
         self.v = vbits;
+        // The header is written once, when the chunk is closed.
         self.num += 1;
-        let n = self.num.to_be_bytes();
-        self.w.buf[0] = n[0];
-        self.w.buf[1] = n[1];
         true
     }
 
@@ -142,9 +147,12 @@ impl XorEncoder {
         self.w.write_bits(delta >> trailing, sig);
     }
 
-    /// The chunk as it would be if closed now (a copy).
+    /// The chunk as it would be if closed now (a copy of this chunk alone).
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.w.to_bytes()
+        let start = self.w.start;
+        let mut bytes = self.clone().into_bytes();
+        bytes.drain(..start);
+        bytes
     }
 
     /// Length in bytes of the chunk if closed now.
@@ -152,9 +160,13 @@ impl XorEncoder {
         self.w.len()
     }
 
-    /// Consumes the encoder and returns the chunk bytes.
+    /// Consumes the encoder and returns its buffer holding the closed chunk (after
+    /// whatever [`XorEncoder::appending_to`] was given).
     pub fn into_bytes(self) -> Vec<u8> {
-        self.w.finish()
+        let (start, num) = (self.w.start, self.num);
+        let mut buf = self.w.finish();
+        buf[start..start + 2].copy_from_slice(&num.to_be_bytes());
+        buf
     }
 
     /// Timestamp of the last appended sample (meaningless when empty).

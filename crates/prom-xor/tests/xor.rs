@@ -120,6 +120,34 @@ proptest! {
     }
 
     #[test]
+    fn chunks_appended_to_one_buffer_equal_chunks_written_alone(
+        prefix in proptest::collection::vec(any::<u8>(), 0..20),
+        values in proptest::collection::vec(any::<u64>(), 1..200),
+        split in 0usize..200,
+    ) {
+        let samples: Vec<(i64, f64)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as i64 * 15_000 + (v % 7) as i64, f64::from_bits(v)))
+            .collect();
+        let (first, second) = samples.split_at(split.min(samples.len()));
+        let mut buf = prefix.clone();
+        let mut want = prefix.clone();
+        for part in [first, second] {
+            let mut e = XorEncoder::appending_to(buf);
+            for &(t, v) in part {
+                e.append(t, v);
+            }
+            let alone = encode(part);
+            prop_assert_eq!(e.encoded_len(), alone.len());
+            prop_assert_eq!(&e.to_bytes(), &alone);
+            buf = e.into_bytes();
+            want.extend_from_slice(&alone);
+        }
+        prop_assert_eq!(buf, want);
+    }
+
+    #[test]
     fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = decode_xor(&bytes);
     }

@@ -39,26 +39,25 @@ impl EncodedSeries {
 }
 
 /// Encodes strictly ascending samples into 120-sample XOR chunks (replacing what `out`
-/// held). `scratch` is reused between calls to avoid allocation.
-pub fn encode_series(ts: &[i64], vs: &[f64], out: &mut EncodedSeries, scratch: &mut Vec<u8>) {
+/// held). Chunks are written straight into `out.data`, reusing its allocation.
+pub fn encode_series(ts: &[i64], vs: &[f64], out: &mut EncodedSeries) {
     out.chunks.clear();
     out.data.clear();
     for (t, v) in ts
         .chunks(SAMPLES_PER_CHUNK)
         .zip(vs.chunks(SAMPLES_PER_CHUNK))
     {
-        let mut enc = XorEncoder::reusing(std::mem::take(scratch));
+        let start = out.data.len();
+        let mut enc = XorEncoder::appending_to(std::mem::take(&mut out.data));
         for (&t, &v) in t.iter().zip(v) {
             enc.append(t, v);
         }
-        let bytes = enc.into_bytes();
-        out.data.extend_from_slice(&bytes);
+        out.data = enc.into_bytes();
         out.chunks.push(EncodedChunk {
             min_time: t[0],
             max_time: t[t.len() - 1],
-            len: bytes.len() as u32,
+            len: (out.data.len() - start) as u32,
         });
-        *scratch = bytes;
     }
 }
 
@@ -71,7 +70,7 @@ mod tests {
         let ts: Vec<i64> = (0..250).map(|i| i * 15_000).collect();
         let vs: Vec<f64> = (0..250).map(|i| i as f64 * 0.5).collect();
         let mut out = EncodedSeries::default();
-        encode_series(&ts, &vs, &mut out, &mut Vec::new());
+        encode_series(&ts, &vs, &mut out);
         assert_eq!(out.chunks.len(), 3);
         assert_eq!(out.chunks[1].min_time, 120 * 15_000);
         assert_eq!(out.chunks[2].max_time, 249 * 15_000);

@@ -70,7 +70,6 @@ pub struct BlockWriter {
     symbols: SymbolSet,
     next_seq: u64,
     encoded: EncodedSeries,
-    scratch: Vec<u8>,
     refs: Vec<ChunkRef>,
     record: Vec<u8>,
 }
@@ -136,7 +135,6 @@ impl BlockWriter {
             segments,
             next_seq: 0,
             encoded: EncodedSeries::default(),
-            scratch: Vec::new(),
             refs: Vec::new(),
             record: Vec::new(),
         })
@@ -165,7 +163,7 @@ impl BlockWriter {
             )));
         }
         let mut encoded = std::mem::take(&mut self.encoded);
-        encode_series(ts, vs, &mut encoded, &mut self.scratch);
+        encode_series(ts, vs, &mut encoded);
         let r = self.add_encoded(labels, &encoded, ts.len() as u64);
         self.encoded = encoded;
         r
