@@ -350,15 +350,49 @@ pub fn safe_object_path(path: &str) -> bool {
             .all(|p| !p.is_empty() && p != "." && p != "..")
 }
 
-/// Reads a chunk from a local directory.
-pub fn read_local(root: &FsPath, object: &str) -> Result<Fetched, FetchError> {
-    match std::fs::read(root.join(object)) {
-        Ok(b) => Ok(Fetched::Found(Bytes::from(b))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Fetched::Missing),
-        Err(e) => Err(FetchError::Permanent {
-            object: root.join(object).display().to_string(),
+/// Reads local chunk objects into one reused buffer. Per object: an open, reads until
+/// end of file and a close; no size query, and no allocation once the buffer has
+/// grown to the largest object (a builder reads hundreds of thousands of small files
+/// per plan).
+#[derive(Debug, Default)]
+pub struct LocalReader {
+    buf: Vec<u8>,
+    path: std::path::PathBuf,
+}
+
+impl LocalReader {
+    /// Space added whenever the buffer is full: more than most chunk objects.
+    const GROWTH: usize = 64 * 1024;
+
+    /// The bytes of `object` under `root` (valid until the next read), or `None`
+    /// when there is no such file.
+    pub fn read(&mut self, root: &FsPath, object: &str) -> Result<Option<&[u8]>, FetchError> {
+        use std::io::Read;
+        self.path.clear();
+        self.path.push(root);
+        self.path.push(object);
+        let fail = |path: &FsPath, e: std::io::Error| FetchError::Permanent {
+            object: path.display().to_string(),
             reason: e.to_string(),
-        }),
+        };
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(fail(&self.path, e)),
+        };
+        let mut filled = 0;
+        loop {
+            if filled == self.buf.len() {
+                self.buf.resize(filled + Self::GROWTH, 0);
+            }
+            match file.read(&mut self.buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(fail(&self.path, e)),
+            }
+        }
+        Ok(Some(&self.buf[..filled]))
     }
 }
 
@@ -473,5 +507,30 @@ mod tests {
             "W14: the first day of a period uses the new store"
         );
         assert!(stores.all_local());
+    }
+
+    #[test]
+    fn local_reader_returns_each_object_whole_from_one_reused_buffer() {
+        let dir = tempfile::tempdir().expect("dir");
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::create_dir(dir.path().join("acme")).expect("tenant dir");
+        std::fs::write(dir.path().join("acme/big"), &big).expect("big");
+        std::fs::write(dir.path().join("acme/small"), b"xyz").expect("small");
+        std::fs::write(dir.path().join("acme/empty"), b"").expect("empty");
+        let mut r = LocalReader::default();
+        assert_eq!(r.read(dir.path(), "acme/big").expect("big"), Some(&big[..]));
+        // A smaller object after a larger one: only its own bytes.
+        assert_eq!(
+            r.read(dir.path(), "acme/small").expect("small"),
+            Some(&b"xyz"[..])
+        );
+        assert_eq!(
+            r.read(dir.path(), "acme/empty").expect("empty"),
+            Some(&[][..])
+        );
+        assert_eq!(r.read(dir.path(), "acme/none").expect("missing"), None);
+        // A directory where an object should be is an error naming the path.
+        let e = r.read(dir.path(), "acme").expect_err("a directory");
+        assert!(e.to_string().contains("acme"), "{e}");
     }
 }
