@@ -176,6 +176,32 @@ impl<'a> BitReader<'a> {
         word << (self.pos & 7)
     }
 
+    #[cold]
+    fn peek_wide_tail(&self, byte: usize) -> u128 {
+        let mut a = [0u8; 16];
+        if let Some(rest) = self.data.get(byte..) {
+            let n = rest.len().min(16);
+            a[..n].copy_from_slice(&rest[..n]);
+        }
+        u128::from_be_bytes(a)
+    }
+
+    /// The next 121 or more bits, left-aligned (zeros past the end of the data): a
+    /// whole sample's fields from one load.
+    #[inline(always)]
+    pub(crate) fn peek_wide(&self) -> u128 {
+        let byte = self.pos >> 3;
+        let word = match self.data.get(byte..byte + 16) {
+            Some(s) => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(s);
+                u128::from_be_bytes(a)
+            }
+            None => self.peek_wide_tail(byte),
+        };
+        word << (self.pos & 7)
+    }
+
     #[inline(always)]
     pub(crate) fn skip(&mut self, n: u32) {
         self.pos += n as usize;
