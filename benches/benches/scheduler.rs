@@ -91,7 +91,7 @@ async fn run(label: &str, plans: StoreLocation, n: usize) {
                 scheduler_service::grpc::SchedulerService(Arc::clone(&scheduler)),
             ))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async move { sd.cancelled().await },
             ),
     );

@@ -112,7 +112,10 @@ pub fn serve(
         tokio::spawn(async move {
             router
                 .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(grpc),
+                    // Without TCP_NODELAY an answer written while the previous one
+                    // is unacknowledged waits for the peer's delayed ACK: RPCs then
+                    // stall for milliseconds on an idle CPU.
+                    tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
                     async move { sd.cancelled().await },
                 )
                 .await
