@@ -1,12 +1,13 @@
-//! One plan's chunks read from an S3 server (moto) behind a proxy that adds a fixed
-//! latency to every chunk GET, built at several `--fetch-concurrency` settings, against
-//! the same plan read from local disk. Prints chunks per second and the ratio of each
-//! remote build's wall time to the local one, and the server's own ceiling (no added
-//! latency). Outside CI (it needs moto from the test tools and a few minutes):
+//! One plan's chunks read from a GCS server (fake-gcs-server, in Go) and an S3 server
+//! (moto, in Python) behind a proxy that adds a fixed latency to every chunk GET,
+//! built at several `--fetch-concurrency` settings, against the same plan read from
+//! local disk. Prints chunks per second and the ratio of each remote build's wall
+//! time to the local one, and each server's own ceiling (no added latency). Outside
+//! CI (it needs both servers from the test tools and a few minutes):
 //!
 //! `cargo bench -p blocksconvert-benches --bench remote_fetch`
 //! (env `SERIES` = 1000 series × 5760 samples × RF 3, `DELAY_MS` = 20,
-//! `CONCURRENCY` = "8,32,128,512")
+//! `CONCURRENCY` = "8,32,128,512", `STORES` = "gcs,s3")
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use block_builder::{BuildConfig, BuildProgress, ChunkStores, Destinations, PlanRef, build_plan};
 use blocksconvert_tests::proxy::{Fault, FaultProxy, Rule};
-use blocksconvert_tests::{MotoServer, moto_options};
+use blocksconvert_tests::{GcsEmulator, MotoServer, moto_options};
 use futures::StreamExt;
 use storage::StoreLocation;
 use synthetic_store::{GenerateConfig, generate};
@@ -86,6 +87,7 @@ fn main() {
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
+    let stores = std::env::var("STORES").unwrap_or_else(|_| "gcs,s3".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -110,30 +112,8 @@ fn main() {
     };
     let plan = PlanRef::open(&plan_path.display().to_string(), &Default::default()).expect("plan");
 
-    let moto = MotoServer::start();
-    moto.create_bucket("chunks");
-    let direct = StoreLocation::open("s3://chunks", &moto_options(&moto), false).expect("s3");
     let mut keys = Vec::new();
     files(&store.join("chunks"), "", &mut keys);
-    let started = Instant::now();
-    rt.block_on(
-        futures::stream::iter(keys.iter())
-            .map(|k| {
-                let (direct, path) = (direct.clone(), store.join("chunks").join(k));
-                async move {
-                    let bytes = std::fs::read(&path).expect("chunk");
-                    direct.put(k, bytes).await.expect("upload");
-                }
-            })
-            .buffer_unordered(32)
-            .collect::<Vec<_>>(),
-    );
-    eprintln!(
-        "{objects} chunk objects ({:.0} MB) uploaded to moto in {:.1}s",
-        summary.chunk_bytes as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    );
-
     let local = StoreLocation::local(&store.join("chunks"), false).expect("local");
     let local_time = rt.block_on(build(tmp.path(), &plan, local, 32));
     println!("| chunk store | --fetch-concurrency | wall | chunks/s | wall / local |");
@@ -147,27 +127,78 @@ fn main() {
         );
     };
     row("local disk", 32, local_time);
-    let proxy = FaultProxy::start(&moto.endpoint);
-    let opts = storage::StorageOptions {
-        s3_endpoint: Some(proxy.endpoint.clone()),
-        ..moto_options(&moto)
+    // The server's own ceiling: no added latency, the smallest setting; then every
+    // setting with the latency added to each chunk GET.
+    let remote_rows = |server: &str, proxy: &FaultProxy, remote: StoreLocation| {
+        let least = concurrency.iter().copied().min().unwrap_or(8);
+        proxy.set_rules(Vec::new());
+        row(
+            &format!("{server}, no added latency"),
+            least,
+            rt.block_on(build(tmp.path(), &plan, remote.clone(), least)),
+        );
+        proxy.set_rules(vec![Rule {
+            method: Some("GET"),
+            path_contains: "/chunks/".into(),
+            every: 1,
+            fault: Fault::Delay(Duration::from_millis(delay_ms)),
+        }]);
+        for &c in &concurrency {
+            let took = rt.block_on(build(tmp.path(), &plan, remote.clone(), c));
+            row(&format!("{server} + {delay_ms} ms per GET"), c, took);
+        }
     };
-    let remote = StoreLocation::open("s3://chunks", &opts, false).expect("s3 via proxy");
-    // The server's own ceiling: no added latency, the smallest setting.
-    let least = concurrency.iter().copied().min().unwrap_or(8);
-    row(
-        "moto, no added latency",
-        least,
-        rt.block_on(build(tmp.path(), &plan, remote.clone(), least)),
-    );
-    proxy.set_rules(vec![Rule {
-        method: Some("GET"),
-        path_contains: "/chunks/".into(),
-        every: 1,
-        fault: Fault::Delay(Duration::from_millis(delay_ms)),
-    }]);
-    for &c in &concurrency {
-        let took = rt.block_on(build(tmp.path(), &plan, remote.clone(), c));
-        row(&format!("moto + {delay_ms} ms per GET"), c, took);
+    for server in stores.split(',').map(str::trim) {
+        match server {
+            "gcs" => {
+                let gcs = GcsEmulator::start();
+                gcs.create_bucket("chunks");
+                let started = Instant::now();
+                gcs.upload_tree("chunks", &store.join("chunks"));
+                eprintln!(
+                    "{objects} chunk objects uploaded to fake-gcs-server in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+                let proxy = FaultProxy::start_rewriting_host(&gcs.endpoint);
+                let opts = storage::StorageOptions {
+                    gcs_endpoint: Some(proxy.endpoint.clone()),
+                    ..Default::default()
+                };
+                let remote = StoreLocation::open("gs://chunks", &opts, false).expect("gcs");
+                remote_rows("fake-gcs-server", &proxy, remote);
+            }
+            "s3" => {
+                let moto = MotoServer::start();
+                moto.create_bucket("chunks");
+                let direct =
+                    StoreLocation::open("s3://chunks", &moto_options(&moto), false).expect("s3");
+                let started = Instant::now();
+                rt.block_on(
+                    futures::stream::iter(keys.iter())
+                        .map(|k| {
+                            let (direct, path) = (direct.clone(), store.join("chunks").join(k));
+                            async move {
+                                let bytes = std::fs::read(&path).expect("chunk");
+                                direct.put(k, bytes).await.expect("upload");
+                            }
+                        })
+                        .buffer_unordered(32)
+                        .collect::<Vec<_>>(),
+                );
+                eprintln!(
+                    "{objects} chunk objects ({:.0} MB) uploaded to moto in {:.1}s",
+                    summary.chunk_bytes as f64 / 1e6,
+                    started.elapsed().as_secs_f64()
+                );
+                let proxy = FaultProxy::start(&moto.endpoint);
+                let opts = storage::StorageOptions {
+                    s3_endpoint: Some(proxy.endpoint.clone()),
+                    ..moto_options(&moto)
+                };
+                let remote = StoreLocation::open("s3://chunks", &opts, false).expect("s3");
+                remote_rows("moto", &proxy, remote);
+            }
+            other => panic!("STORES: unknown server {other:?} (gcs, s3)"),
+        }
     }
 }

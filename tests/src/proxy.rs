@@ -39,6 +39,8 @@ pub struct Rule {
 
 struct State {
     upstream: String,
+    /// The `Host` sent upstream instead of the client's (servers that route by it).
+    host: Option<String>,
     rules: Mutex<Vec<(Rule, u64)>>,
     injected: AtomicU64,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -52,16 +54,34 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// Starts a proxy in front of `upstream` (`http://127.0.0.1:PORT`).
+    /// Starts a proxy in front of `upstream` (`http://127.0.0.1:PORT`) that forwards
+    /// the client's `Host` header, which S3 request signatures cover.
     pub fn start(upstream: &str) -> Self {
+        Self::start_with_host(upstream, None)
+    }
+
+    /// Starts a proxy that sends upstream's own address as `Host`: fake-gcs-server
+    /// routes by it and misreads requests naming the proxy.
+    pub fn start_rewriting_host(upstream: &str) -> Self {
+        let authority = upstream
+            .split_once("://")
+            .map_or(upstream, |(_, rest)| rest)
+            .trim_end_matches('/');
+        Self::start_with_host(upstream, Some(authority.to_owned()))
+    }
+
+    fn start_with_host(upstream: &str, host: Option<String>) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_owned(),
+            host,
             rules: Mutex::new(Vec::new()),
             injected: AtomicU64::new(0),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
         });
         let st = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -76,6 +96,8 @@ impl FaultProxy {
                     let Ok((stream, _)) = listener.accept().await else {
                         continue;
                     };
+                    // Small answers must not wait for delayed ACKs (see the scheduler).
+                    let _ = stream.set_nodelay(true);
                     let st = Arc::clone(&st);
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req| {
@@ -148,7 +170,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>>
         .method(parts.method)
         .uri(format!("{}{}", st.upstream, target));
     for (k, v) in &parts.headers {
-        up = up.header(k, v);
+        if st.host.is_none() || k != hyper::header::HOST {
+            up = up.header(k, v);
+        }
+    }
+    if let Some(host) = &st.host {
+        up = up.header(hyper::header::HOST, host);
     }
     let Ok(up) = up.body(Full::new(body)) else {
         return error_response();
