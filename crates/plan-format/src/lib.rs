@@ -138,13 +138,7 @@ impl<R: Read> Read for LineLimit<R> {
         // Checked per read, so a line ending inside this read may pass the limit by up
         // to one read (the 256 KiB buffer): bounded all the same.
         if self.line > self.max {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "a record is longer than {} MiB; refusing the plan",
-                    self.max >> 20
-                ),
-            ));
+            return Err(record_too_long());
         }
         Ok(n)
     }
@@ -220,11 +214,85 @@ pub struct PlanEntry {
     pub chunks: Vec<String>,
 }
 
-type RecordStream<'a> = serde_json::StreamDeserializer<
-    'a,
-    serde_json::de::IoRead<BufReader<Box<dyn Read + 'a>>>,
-    Record,
->;
+/// A plan's records, read a line at a time and parsed from the line's bytes:
+/// serde_json's slice parser is several times faster than its byte-at-a-time reader.
+/// Records may still share a line or span several, as Go's `json.Decoder` allows: a
+/// record cut at a line end waits for more input, which is read in growing steps so
+/// a record spread over many lines is not parsed again per line.
+struct RecordStream<'a> {
+    input: BufReader<Box<dyn Read + 'a>>,
+    /// Input not parsed yet starts at `start`.
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+}
+
+impl<'a> RecordStream<'a> {
+    fn new(input: Box<dyn Read + 'a>) -> Self {
+        Self {
+            input: BufReader::with_capacity(256 << 10, input),
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+        }
+    }
+
+    fn next(&mut self) -> Option<Result<Record, serde_json::Error>> {
+        let mut want = 0usize;
+        loop {
+            let rest = &self.buf[self.start..];
+            if !rest.trim_ascii_start().is_empty() {
+                let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Record>();
+                match values.next() {
+                    Some(Ok(r)) => {
+                        self.start += values.byte_offset();
+                        return Some(Ok(r));
+                    }
+                    Some(Err(e)) if e.is_eof() && !self.eof => {
+                        if rest.len() > MAX_RECORD_BYTES {
+                            return Some(Err(serde_json::Error::io(record_too_long())));
+                        }
+                        want = rest.len().max(64 << 10);
+                    }
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => {}
+                }
+            } else if self.eof {
+                return None;
+            }
+            if let Err(e) = self.read_more(want) {
+                return Some(Err(serde_json::Error::io(e)));
+            }
+        }
+    }
+
+    /// Appends at least one more line, or whole lines until `want` bytes were added.
+    fn read_more(&mut self, want: usize) -> std::io::Result<()> {
+        use std::io::BufRead;
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let before = self.buf.len();
+        loop {
+            if self.input.read_until(b'\n', &mut self.buf)? == 0 {
+                self.eof = true;
+                return Ok(());
+            }
+            if self.buf.len() - before >= want {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn record_too_long() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "a record is longer than {} MiB; refusing the plan",
+            MAX_RECORD_BYTES >> 20
+        ),
+    )
+}
 
 /// Streams a plan entry by entry with bounded memory.
 ///
@@ -266,9 +334,7 @@ impl<'a> PlanReader<'a> {
             Compression::Snappy => Box::new(snap::read::FrameDecoder::new(input)),
         };
         let limited: Box<dyn Read + 'a> = Box::new(LineLimit::new(reader, MAX_RECORD_BYTES));
-        let mut stream =
-            serde_json::Deserializer::from_reader(BufReader::with_capacity(256 << 10, limited))
-                .into_iter::<Record>();
+        let mut stream = RecordStream::new(limited);
         let mut this_name = name.to_owned();
         let header = match stream.next() {
             None => {
@@ -771,5 +837,31 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// Go's `json.Decoder` reads values, not lines: records sharing a line, spread over
+    /// several lines or between blank lines read the same as one record per line, and a
+    /// record cut at the end is an incomplete plan, whichever line it started on.
+    #[test]
+    fn records_read_the_same_in_any_line_layout() {
+        let want = read_plan("p", &sample(Compression::None)[..], Compression::None)
+            .expect("one record per line");
+        let layouts = [
+            "{\"user\":\"u\",\"day_index\":18584} {\"sid\":\"s1\",\"cs\":[\"u/1:2:3:4\"]}\n\n\
+             {\"sid\":\"s2\",\"cs\":[\"u/1:5:6:7\"]}{\"sid\":\"s1\",\"cs\":[\"u/1:5:6:7\"]}\n\
+             {\"complete\":true}",
+            "{\"user\":\"u\",\n\"day_index\":\n18584}\n{\"sid\":\"s1\",\"cs\":[\n\"u/1:2:3:4\"\n]}\n\
+             {\"sid\":\"s2\",\"cs\":[\"u/1:5:6:7\"]}\n{\"sid\":\"s1\",\n\"cs\":[\"u/1:5:6:7\"]}\n\
+             {\"complete\"\n:\ntrue}\n\n  \n",
+        ];
+        for text in layouts {
+            let got = read_plan("p", text.as_bytes(), Compression::None).expect(text);
+            assert_eq!(got, want, "{text}");
+        }
+        let cut = "{\"user\":\"u\",\"day_index\":18584}\n{\"sid\":\"s1\",\n\"cs\":[\"u/1";
+        assert!(matches!(
+            read_plan("p", cut.as_bytes(), Compression::None),
+            Err(PlanError::Incomplete { records: 1, .. })
+        ));
     }
 }
