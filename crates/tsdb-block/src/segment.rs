@@ -39,6 +39,8 @@ pub struct SegmentWriter {
     /// Sizes of closed and current segments, in order.
     sizes: Vec<u64>,
     scratch: Vec<u8>,
+    /// fsyncs of closed segments, running beside the writer (joined by `finish`).
+    syncing: Vec<(PathBuf, std::thread::JoinHandle<std::io::Result<()>>)>,
 }
 
 impl SegmentWriter {
@@ -53,11 +55,12 @@ impl SegmentWriter {
             seq: 0,
             sizes: Vec::new(),
             scratch: Vec::with_capacity(4096),
+            syncing: Vec::new(),
         })
     }
 
     fn open_next(&mut self) -> Result<(), BlockError> {
-        self.finish_current()?;
+        self.close_current()?;
         if !self.sizes.is_empty() {
             self.seq += 1;
         }
@@ -74,17 +77,27 @@ impl SegmentWriter {
         Ok(())
     }
 
-    fn finish_current(&mut self) -> Result<(), BlockError> {
+    /// Flushes the open segment and starts its fsync on a thread of its own: writing
+    /// half a GiB to disk would otherwise stall the writer, and with it every worker
+    /// waiting to hand it a series. [`SegmentWriter::finish`] waits for every sync.
+    pub fn close_current(&mut self) -> Result<(), BlockError> {
         if let Some(mut w) = self.current.take() {
             let path = self.dir.join(segment_name(self.seq));
             w.flush().map_err(BlockError::io(&path))?;
-            w.into_inner()
-                .map_err(|e| BlockError::Io {
-                    path: path.clone(),
-                    source: e.into_error(),
-                })?
-                .sync_all()
-                .map_err(BlockError::io(&path))?;
+            let file = w.into_inner().map_err(|e| BlockError::Io {
+                path: path.clone(),
+                source: e.into_error(),
+            })?;
+            // Shared so that the file is still here to sync inline if no thread starts.
+            let file = std::sync::Arc::new(file);
+            let for_thread = std::sync::Arc::clone(&file);
+            match std::thread::Builder::new()
+                .name("segment-sync".into())
+                .spawn(move || for_thread.sync_all())
+            {
+                Ok(handle) => self.syncing.push((path, handle)),
+                Err(_) => file.sync_all().map_err(BlockError::io(&path))?,
+            }
         }
         Ok(())
     }
@@ -160,9 +173,16 @@ impl SegmentWriter {
         Ok(((self.seq as u64) << 32) | offset)
     }
 
-    /// Flushes and syncs; returns `(file name, size)` of every segment written.
+    /// Flushes, and waits until every segment is synced; returns `(file name, size)`
+    /// of every segment written.
     pub fn finish(mut self) -> Result<Vec<(String, u64)>, BlockError> {
-        self.finish_current()?;
+        self.close_current()?;
+        for (path, handle) in self.syncing.drain(..) {
+            let synced = handle
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the fsync thread panicked")));
+            synced.map_err(BlockError::io(&path))?;
+        }
         Ok(self
             .sizes
             .iter()

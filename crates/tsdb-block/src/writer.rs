@@ -245,11 +245,13 @@ impl BlockWriter {
             spill_dir,
             mut meta,
             budget,
-            segments,
+            mut segments,
             series,
             symbols,
             ..
         } = self;
+        // The last segment syncs while the index is written.
+        segments.close_current()?;
         let mut spilled_bytes = series.spilled_bytes() + symbols.spilled_bytes;
         let index_path = tmp_dir.join("index");
         let mut index = SymbolsWriter::create(&index_path, &spill_dir.join("index"), budget / 2)?;
