@@ -148,6 +148,41 @@ proptest! {
     }
 
     #[test]
+    fn a_cut_chunk_reports_exactly_the_samples_it_holds_whole(
+        values in proptest::collection::vec(any::<u64>(), 2..150),
+        jitter in proptest::collection::vec(0i64..40_000, 150),
+        cut_at in any::<proptest::sample::Index>(),
+    ) {
+        let samples: Vec<(i64, f64)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as i64 * 60_000 + jitter[i], f64::from_bits(v)))
+            .collect();
+        let full = encode(&samples);
+        let cut = 2 + cut_at.index(full.len() - 2);
+        let with_count = |n: usize| {
+            let mut b = full[..cut].to_vec();
+            b[..2].copy_from_slice(&(n as u16).to_be_bytes());
+            decode_xor(&b)
+        };
+        match decode_xor(&full[..cut]) {
+            // Only padding was cut.
+            Ok((ts, _)) => prop_assert_eq!(ts.len(), samples.len()),
+            Err(XorDecodeError::Truncated { expected, decoded }) => {
+                prop_assert_eq!(expected, samples.len());
+                let (ts, vs) = with_count(decoded).expect("the samples said to be whole");
+                let want: Vec<i64> = samples[..decoded].iter().map(|s| s.0).collect();
+                prop_assert_eq!(ts, want);
+                let got: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
+                let want: Vec<u64> = samples[..decoded].iter().map(|s| s.1.to_bits()).collect();
+                prop_assert_eq!(got, want);
+                prop_assert!(with_count(decoded + 1).is_err(), "one more is not whole");
+            }
+            Err(e) => prop_assert!(false, "{e}"),
+        }
+    }
+
+    #[test]
     fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = decode_xor(&bytes);
     }
