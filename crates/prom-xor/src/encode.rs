@@ -71,8 +71,25 @@ impl XorEncoder {
     #[inline]
     pub fn append(&mut self, t: i64, v: f64) -> bool {
         let vbits = v.to_bits();
+        if self.num >= 2 && self.num < u16::MAX {
+            let delta = t.wrapping_sub(self.t) as u64;
+            self.write_dod(delta.wrapping_sub(self.t_delta) as i64);
+            self.write_value(vbits);
+            self.t_delta = delta;
+        } else if !self.append_first(t, vbits) {
+            return false;
+        }
+        self.t = t;
+        self.v = vbits;
+        // The header is written once, when the chunk is closed.
+        self.num += 1;
+        true
+    }
+
+    /// The first two samples (and the full chunk's refusal), off the hot path.
+    #[cold]
+    fn append_first(&mut self, t: i64, vbits: u64) -> bool {
         match self.num {
-            u16::MAX => return false,
             0 => {
                 let zz = ((t << 1) ^ (t >> 63)) as u64;
                 self.write_uvarint_bytes(zz);
@@ -84,30 +101,25 @@ impl XorEncoder {
                 self.write_value(vbits);
                 self.t_delta = delta;
             }
-            _ => {
-                let delta = t.wrapping_sub(self.t) as u64;
-                let dod = delta.wrapping_sub(self.t_delta) as i64;
-                if dod == 0 {
-                    self.w.write_bit(false);
-                } else if (-8191..=8192).contains(&dod) {
-                    self.w.write_prefixed(0b10, 2, dod as u64, 14);
-                } else if (-65535..=65536).contains(&dod) {
-                    self.w.write_prefixed(0b110, 3, dod as u64, 17);
-                } else if (-524287..=524288).contains(&dod) {
-                    self.w.write_prefixed(0b1110, 4, dod as u64, 20);
-                } else {
-                    self.w.write_bits(0b1111, 4);
-                    self.w.write_bits(dod as u64, 64);
-                }
-                self.write_value(vbits);
-                self.t_delta = delta;
-            }
+            _ => return false,
         }
-        self.t = t;
-        self.v = vbits;
-        // The header is written once, when the chunk is closed.
-        self.num += 1;
         true
+    }
+
+    #[inline(always)]
+    fn write_dod(&mut self, dod: i64) {
+        if dod == 0 {
+            self.w.write_bit(false);
+        } else if (-8191..=8192).contains(&dod) {
+            self.w.write_prefixed(0b10, 2, dod as u64, 14);
+        } else if (-65535..=65536).contains(&dod) {
+            self.w.write_prefixed(0b110, 3, dod as u64, 17);
+        } else if (-524287..=524288).contains(&dod) {
+            self.w.write_prefixed(0b1110, 4, dod as u64, 20);
+        } else {
+            self.w.write_bits(0b1111, 4);
+            self.w.write_bits(dod as u64, 64);
+        }
     }
 
     fn write_uvarint_bytes(&mut self, mut x: u64) {
