@@ -742,7 +742,7 @@ impl Worker {
             };
             out.fetched_chunks += 1;
             out.fetched_bytes += bytes.len() as u64;
-            let chunk = match decode_object(&key, &bytes) {
+            let mut chunk = match decode_object(&key, &bytes) {
                 Ok(c) => c,
                 Err(e) => {
                     let kind = match e.kind {
@@ -754,7 +754,7 @@ impl Worker {
                     continue;
                 }
             };
-            let mut labels = chunk.metadata.labels.clone();
+            let mut labels = std::mem::take(&mut chunk.metadata.labels);
             if let Err(c) = normalise(&mut labels, id) {
                 conflict.get_or_insert(c);
                 continue;
