@@ -140,6 +140,7 @@ fn main() {
         proxy.set_rules(vec![Rule {
             method: Some("GET"),
             path_contains: "/chunks/".into(),
+            header: None,
             every: 1,
             fault: Fault::Delay(Duration::from_millis(delay_ms)),
         }]);

@@ -31,6 +31,8 @@ pub struct Rule {
     pub method: Option<&'static str>,
     /// Substring of the path (and query) that selects requests.
     pub path_contains: String,
+    /// Only requests carrying this header with this value (name in lower case).
+    pub header: Option<(&'static str, &'static str)>,
     /// Apply to every `every`-th matching request (1 = all).
     pub every: u64,
     /// The fault.
@@ -137,7 +139,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>>
         let mut rules = st.rules.lock().expect("rules");
         rules.iter_mut().find_map(|(rule, seen)| {
             let matches = rule.method.is_none_or(|m| m == req.method().as_str())
-                && target.contains(&rule.path_contains);
+                && target.contains(&rule.path_contains)
+                && rule.header.is_none_or(|(name, value)| {
+                    req.headers()
+                        .get(name)
+                        .is_some_and(|v| v.as_bytes() == value.as_bytes())
+                });
             if !matches {
                 return None;
             }

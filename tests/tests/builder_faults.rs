@@ -406,6 +406,7 @@ fn a_failing_chunk_is_requested_once_per_allowed_attempt() {
     proxy.set_rules(vec![Rule {
         method: Some("GET"),
         path_contains: checksum,
+        header: None,
         every: 1,
         fault: Fault::Status(503),
     }]);

@@ -4,13 +4,17 @@
 //! and that create-if-absent is atomic (of 16 concurrent creates of one key exactly one
 //! wins, the rest get "already exists").
 //!
-//! GCS: fake-gcs-server refuses object_store's uploads (its XML-API PUT needs a
-//! signed URL there) and no local GCS emulator enforces `x-goog-if-generation-match`,
-//! so on GCS only the read side is tested here; real GCS enforces the precondition
-//! object_store sends for create-if-absent (documented in the README).
+//! GCS: no local emulator serves object_store's write path (fake-gcs-server refuses
+//! its XML-API PUT, which there needs a signed URL; gcp-storage-emulator takes the PUT
+//! but answers without the ETag object_store requires, and has no XML listing or
+//! delete), and neither enforces `x-goog-if-generation-match`. So on GCS the read side
+//! runs on fake-gcs-server, and create-if-absent is checked for our half of the
+//! contract: the create carries the precondition Google Cloud Storage enforces, and
+//! Google's refusal (412) reads as "already exists".
 
 use std::time::Duration;
 
+use blocksconvert_tests::proxy::{Fault, FaultProxy, Rule};
 use blocksconvert_tests::{Azurite, GcsEmulator, MotoServer, moto_options};
 use storage::{StorageOptions, StoreLocation};
 
@@ -144,4 +148,40 @@ async fn every_backend_behaves_the_same() {
     };
     let gs = StoreLocation::open("gs://suite/prefix", &opts, false).expect("gcs");
     read_side(&gs, "gcs").await;
+
+    gcs_create_if_absent_contract(&gcs).await;
+}
+
+/// What Google Cloud Storage makes atomic, object_store must ask for: a
+/// create-if-absent carries `x-goog-if-generation-match: 0`, and GCS's answer to a
+/// create that lost (412 Precondition Failed) is "already exists". The proxy answers
+/// 412 as GCS would, but only to a request carrying the precondition; one without it
+/// would reach the emulator and fail otherwise.
+async fn gcs_create_if_absent_contract(gcs: &GcsEmulator) {
+    let proxy = FaultProxy::start_rewriting_host(&gcs.endpoint);
+    proxy.set_rules(vec![Rule {
+        method: Some("PUT"),
+        path_contains: "markers%2Flease".into(),
+        header: Some(("x-goog-if-generation-match", "0")),
+        every: 1,
+        fault: Fault::Status(412),
+    }]);
+    let opts = StorageOptions {
+        gcs_endpoint: Some(proxy.endpoint.clone()),
+        ..StorageOptions::default()
+    };
+    let gs = StoreLocation::open("gs://suite/prefix", &opts, false).expect("gcs");
+    let lost = gs
+        .put_if_absent("markers/lease", b"second".to_vec())
+        .await
+        .expect_err("gcs: a create that GCS refuses");
+    assert!(
+        lost.is_already_exists(),
+        "gcs: 412 on a create reads as already exists: {lost}"
+    );
+    assert_eq!(
+        proxy.injected(),
+        1,
+        "gcs: the create carried x-goog-if-generation-match: 0"
+    );
 }

@@ -361,6 +361,7 @@ fn slow_chunks(ms: u64) -> Vec<Rule> {
     vec![Rule {
         method: Some("GET"),
         path_contains: "/chunks/".into(),
+        header: None,
         every: 1,
         fault: Fault::Delay(Duration::from_millis(ms)),
     }]
@@ -472,6 +473,7 @@ fn killed_between_upload_and_completion_leaves_one_block() {
     c.proxy.set_rules(vec![Rule {
         method: Some("PUT"),
         path_contains: ".report.json".into(),
+        header: None,
         every: 1,
         fault: Fault::Delay(Duration::from_secs(30)),
     }]);
@@ -605,6 +607,7 @@ fn store_faults_are_retried_and_a_broken_plan_is_quarantined() {
     let rule = |method, path: &str, every, fault| Rule {
         method: Some(method),
         path_contains: path.into(),
+        header: None,
         every,
         fault,
     };

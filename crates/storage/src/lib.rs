@@ -284,8 +284,17 @@ impl StoreLocation {
                             .with_base_url(e.trim_end_matches('/'))
                             .with_client_options(opts.client().with_allow_http(true));
                         if missing_credentials(GOOGLE_CREDENTIAL_VARS, false, "").is_some() {
-                            // An emulator takes unsigned requests.
-                            b = b.with_skip_signature(true);
+                            // An emulator takes unsigned requests. object_store skips the
+                            // signature on reads only; its writes still ask for a token,
+                            // which without credentials means the (absent) metadata
+                            // server, so they get a static empty one.
+                            b = b.with_skip_signature(true).with_credentials(Arc::new(
+                                object_store::StaticCredentialProvider::new(
+                                    object_store::gcp::GcpCredential {
+                                        bearer: String::new(),
+                                    },
+                                ),
+                            ));
                         }
                     }
                     None => b = b.with_client_options(opts.client()),
