@@ -33,6 +33,33 @@ fn xor(c: &mut Criterion) {
             })
         });
     }
+    // Two different 120-sample chunks, decoded one after the other and interleaved.
+    for (name, (ts, vs)) in [
+        ("counter", counter_samples(240)),
+        ("gauge", gauge_samples(240)),
+    ] {
+        let a = encode_prometheus_xor(&ts[..120], &vs[..120]).expect("encode");
+        let b_chunk = encode_prometheus_xor(&ts[120..], &vs[120..]).expect("encode");
+        g.throughput(Throughput::Elements(240));
+        g.bench_function(format!("decode_2x120_{name}_one_by_one"), |b| {
+            let (mut t, mut v) = (Vec::with_capacity(240), Vec::with_capacity(240));
+            b.iter(|| {
+                t.clear();
+                v.clear();
+                prom_xor::decode_xor_into(black_box(&a), &mut t, &mut v).expect("decode");
+                prom_xor::decode_xor_into(black_box(&b_chunk), &mut t, &mut v).expect("decode");
+            })
+        });
+        g.bench_function(format!("decode_2x120_{name}_interleaved"), |b| {
+            let (mut t, mut v) = (Vec::with_capacity(240), Vec::with_capacity(240));
+            b.iter(|| {
+                t.clear();
+                v.clear();
+                prom_xor::decode_xor_pair_into(black_box(&a), black_box(&b_chunk), &mut t, &mut v)
+                    .expect("decode");
+            })
+        });
+    }
     g.finish();
 }
 

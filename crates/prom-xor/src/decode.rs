@@ -72,6 +72,97 @@ pub fn decode_xor_into(
     }
 }
 
+/// Decodes two independent chunks in one interleaved loop, appending `a`'s samples
+/// and then `b`'s to `ts`/`vs`; returns both counts.
+///
+/// Each chunk's bit stream is one serial dependency chain (a sample's position is
+/// known only once the previous one is decoded), so a core decoding one chunk waits
+/// on it; decoding two at once overlaps the two chains. The result is exactly two
+/// [`decode_xor_into`] calls: on error, which chunk failed (0 or 1) and why, with the
+/// buffers restored to their original length.
+pub fn decode_xor_pair_into(
+    a: &[u8],
+    b: &[u8],
+    ts: &mut Vec<i64>,
+    vs: &mut Vec<f64>,
+) -> Result<(usize, usize), (usize, XorDecodeError)> {
+    let (Ok(na), Ok(nb)) = (xor_sample_count(a), xor_sample_count(b)) else {
+        return decode_one_after_the_other(a, b, ts, vs);
+    };
+    let (ts0, vs0) = (ts.len(), vs.len());
+    ts.resize(ts0 + na + nb, 0);
+    vs.resize(vs0 + na + nb, 0.0);
+    let (ta, tb) = ts[ts0..].split_at_mut(na);
+    let (va, vb) = vs[vs0..].split_at_mut(na);
+    if decode_pair_body(&a[2..], &b[2..], ta, va, tb, vb) {
+        return Ok((na, nb));
+    }
+    ts.truncate(ts0);
+    vs.truncate(vs0);
+    decode_one_after_the_other(a, b, ts, vs)
+}
+
+/// Two [`decode_xor_into`] calls: what [`decode_xor_pair_into`] answers when a chunk
+/// is broken (the first error wins, as it would one chunk at a time).
+#[cold]
+fn decode_one_after_the_other(
+    a: &[u8],
+    b: &[u8],
+    ts: &mut Vec<i64>,
+    vs: &mut Vec<f64>,
+) -> Result<(usize, usize), (usize, XorDecodeError)> {
+    let (ts0, vs0) = (ts.len(), vs.len());
+    let counts =
+        decode_xor_into(a, ts, vs)
+            .map_err(|e| (0, e))
+            .and_then(|na| match decode_xor_into(b, ts, vs) {
+                Ok(nb) => Ok((na, nb)),
+                Err(e) => Err((1, e)),
+            });
+    if counts.is_err() {
+        ts.truncate(ts0);
+        vs.truncate(vs0);
+    }
+    counts
+}
+
+/// The fast pass of [`decode_xor_pair_into`]: false when either stream ended early.
+fn decode_pair_body(
+    a: &[u8],
+    b: &[u8],
+    ta: &mut [i64],
+    va: &mut [f64],
+    tb: &mut [i64],
+    vb: &mut [f64],
+) -> bool {
+    let (sa, sb) = match (XorStream::start(a, ta, va), XorStream::start(b, tb, vb)) {
+        (Ok(sa), Ok(sb)) => (sa, sb),
+        _ => return false,
+    };
+    let (mut sa, mut sb) = match (sa, sb) {
+        (Some(sa), Some(sb)) => (sa, sb),
+        // One chunk holds at most two samples: nothing to interleave.
+        (Some(mut s), None) => return s.run(&mut ta[2..], &mut va[2..]),
+        (None, Some(mut s)) => return s.run(&mut tb[2..], &mut vb[2..]),
+        (None, None) => return true,
+    };
+    let both = ta.len().min(tb.len());
+    for (((ta_i, va_i), tb_i), vb_i) in ta[2..both]
+        .iter_mut()
+        .zip(&mut va[2..both])
+        .zip(&mut tb[2..both])
+        .zip(&mut vb[2..both])
+    {
+        let (t, v) = sa.next();
+        *ta_i = t;
+        *va_i = f64::from_bits(v);
+        let (t, v) = sb.next();
+        *tb_i = t;
+        *vb_i = f64::from_bits(v);
+    }
+    sa.run(&mut ta[both..], &mut va[both..]) && sb.run(&mut tb[both..], &mut vb[both..])
+}
+
 /// Fills `ts`/`vs` (one slot per announced sample); on failure returns how many
 /// samples were decoded. Without `CHECK_EACH` a stream that ends early is found only
 /// after the last sample (reads past the end give zeros), and the count is `n`.
@@ -82,60 +173,119 @@ fn decode_body<const CHECK_EACH: bool>(
     vs: &mut [f64],
 ) -> Result<(), usize> {
     let n = ts.len().min(vs.len());
-    if n == 0 {
+    let Some(mut s) = XorStream::start(body, ts, vs)? else {
         return Ok(());
-    }
-    let mut r = BitReader::new(body);
-    let mut t = r.read_varint().ok_or(0usize)?;
-    let mut v = r.read_bits(64);
-    if r.overran() {
-        return Err(0);
-    }
-    ts[0] = t;
-    vs[0] = f64::from_bits(v);
-    if n == 1 {
-        return Ok(());
-    }
-    let mut delta = r.read_uvarint().ok_or(1usize)?;
-    let mut leading = 0u32;
-    let mut trailing = 0u32;
-    t = t.wrapping_add(delta as i64);
-    v = read_value(&mut r, v, &mut leading, &mut trailing);
-    if r.overran() {
-        return Err(1);
-    }
-    ts[1] = t;
-    vs[1] = f64::from_bits(v);
-    for (i, (ts_i, vs_i)) in ts[2..n].iter_mut().zip(&mut vs[2..n]).enumerate() {
-        // One 128-bit load holds a whole sample unless its timestamp needs the
-        // 64-bit escape (`1111`), which takes the field-by-field path.
-        let w = r.peek_wide();
-        let Some((dod, dod_len)) = wide_dod((w >> 64) as u64) else {
-            delta = delta.wrapping_add(read_dod(&mut r) as u64);
-            t = t.wrapping_add(delta as i64);
-            v = read_value(&mut r, v, &mut leading, &mut trailing);
-            if r.overran() {
-                return Err(i + 2);
-            }
-            *ts_i = t;
-            *vs_i = f64::from_bits(v);
-            continue;
+    };
+    if !CHECK_EACH {
+        return if s.run(&mut ts[2..n], &mut vs[2..n]) {
+            Ok(())
+        } else {
+            Err(n)
         };
-        delta = delta.wrapping_add(dod as u64);
-        t = t.wrapping_add(delta as i64);
-        let (xor, value_len) = wide_value(w << dod_len, &mut leading, &mut trailing);
-        v ^= xor;
-        r.skip(dod_len + value_len);
-        if CHECK_EACH && r.overran() {
+    }
+    for (i, (ts_i, vs_i)) in ts[2..n].iter_mut().zip(&mut vs[2..n]).enumerate() {
+        let (t, v) = s.next();
+        if s.r.overran() {
             return Err(i + 2);
         }
         *ts_i = t;
         *vs_i = f64::from_bits(v);
     }
-    if r.overran() {
-        return Err(n);
-    }
     Ok(())
+}
+
+/// One XOR chunk being decoded past its first two samples: the bit reader and the
+/// running timestamp, delta, value and value window.
+#[derive(Clone)]
+struct XorStream<'a> {
+    r: BitReader<'a>,
+    t: i64,
+    delta: u64,
+    v: u64,
+    leading: u32,
+    trailing: u32,
+}
+
+impl<'a> XorStream<'a> {
+    /// Reads the first two samples (as many as `ts` has room for, up to two) into
+    /// `ts`/`vs`; `None` when the chunk holds no more. On a stream that ends early,
+    /// how many samples were read.
+    #[inline(always)]
+    fn start(body: &'a [u8], ts: &mut [i64], vs: &mut [f64]) -> Result<Option<Self>, usize> {
+        let n = ts.len().min(vs.len());
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut r = BitReader::new(body);
+        let t = r.read_varint().ok_or(0usize)?;
+        let v = r.read_bits(64);
+        if r.overran() {
+            return Err(0);
+        }
+        ts[0] = t;
+        vs[0] = f64::from_bits(v);
+        if n == 1 {
+            return Ok(None);
+        }
+        let delta = r.read_uvarint().ok_or(1usize)?;
+        let mut s = Self {
+            r,
+            t: t.wrapping_add(delta as i64),
+            delta,
+            v,
+            leading: 0,
+            trailing: 0,
+        };
+        s.v = read_value(&mut s.r, s.v, &mut s.leading, &mut s.trailing);
+        if s.r.overran() {
+            return Err(1);
+        }
+        ts[1] = s.t;
+        vs[1] = f64::from_bits(s.v);
+        Ok((n > 2).then_some(s))
+    }
+
+    /// The next sample (timestamp, value bits). Past the end of the data it reads
+    /// zeros; the caller checks [`BitReader::overran`] when it chooses.
+    #[inline(always)]
+    fn next(&mut self) -> (i64, u64) {
+        // One 128-bit load holds a whole sample unless its timestamp needs the
+        // 64-bit escape (`1111`), which takes the field-by-field path.
+        let w = self.r.peek_wide();
+        let Some((dod, dod_len)) = wide_dod((w >> 64) as u64) else {
+            // By value, so the state's address never escapes and it stays in registers.
+            let (next, t, v) = self.clone().next_escaped();
+            *self = next;
+            return (t, v);
+        };
+        self.delta = self.delta.wrapping_add(dod as u64);
+        self.t = self.t.wrapping_add(self.delta as i64);
+        let (xor, value_len) = wide_value(w << dod_len, &mut self.leading, &mut self.trailing);
+        self.v ^= xor;
+        self.r.skip(dod_len + value_len);
+        (self.t, self.v)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn next_escaped(mut self) -> (Self, i64, u64) {
+        self.delta = self.delta.wrapping_add(read_dod(&mut self.r) as u64);
+        self.t = self.t.wrapping_add(self.delta as i64);
+        self.v = read_value(&mut self.r, self.v, &mut self.leading, &mut self.trailing);
+        let (t, v) = (self.t, self.v);
+        (self, t, v)
+    }
+
+    /// Fills `ts`/`vs` with the following samples; false when the stream ended early.
+    #[inline(always)]
+    fn run(&mut self, ts: &mut [i64], vs: &mut [f64]) -> bool {
+        for (ts_i, vs_i) in ts.iter_mut().zip(vs) {
+            let (t, v) = self.next();
+            *ts_i = t;
+            *vs_i = f64::from_bits(v);
+        }
+        !self.r.overran()
+    }
 }
 
 /// The delta-of-delta at the top of `hi` and its length in bits, or `None` for the
@@ -160,6 +310,13 @@ fn wide_dod(hi: u64) -> Option<(i64, u32)> {
 /// The value XOR at the top of `w` (at least 97 valid bits: 13 control bits and up
 /// to 64 significant ones) and its length in bits; updates the window. (Branches
 /// measured faster here than selects computing all three cases.)
+///
+/// Only constant shifts of `w`: a 128-bit shift by a variable count costs a
+/// double-word shift, a test and a select on this serial path. The significant width
+/// is 1..=64 and the trailing count 0..=63 in every stream, hostile ones included (a
+/// new window's trailing count saturates at 0, its width is at least 1), so the
+/// 64-bit shifts below never overflow; the masks only keep that provable to the
+/// compiler.
 #[inline(always)]
 fn wide_value(w: u128, leading: &mut u32, trailing: &mut u32) -> (u64, u32) {
     let hi = (w >> 64) as u64;
@@ -168,7 +325,8 @@ fn wide_value(w: u128, leading: &mut u32, trailing: &mut u32) -> (u64, u32) {
     }
     if hi >> 62 == 0b10 {
         let sig = 64 - *leading - *trailing;
-        return (significant(w << 2, sig) << *trailing, 2 + sig);
+        let field = ((w << 2) >> 64) as u64;
+        return ((field >> ((64 - sig) & 63)) << (*trailing & 63), 2 + sig);
     }
     // `11`: new window: 5 bits leading, 6 bits significant (0 means 64).
     *leading = ((hi >> 57) & 0x1f) as u32;
@@ -179,14 +337,8 @@ fn wide_value(w: u128, leading: &mut u32, trailing: &mut u32) -> (u64, u32) {
     // A hostile stream can claim leading + sig > 64; clamp instead of panicking
     // (the chunk then decodes to garbage, never to a crash).
     *trailing = 64u32.saturating_sub(*leading + sig);
-    let bits = significant(w << 13, sig);
-    (bits.checked_shl(*trailing).unwrap_or(0), 13 + sig)
-}
-
-/// The top `n <= 64` bits of `w` (none for `n == 0`).
-#[inline(always)]
-fn significant(w: u128, n: u32) -> u64 {
-    (w >> 64 >> (64 - n)) as u64
+    let field = ((w << 13) >> 64) as u64;
+    ((field >> ((64 - sig) & 63)) << (*trailing & 63), 13 + sig)
 }
 
 /// Sign-extends an `n`-bit field the Prometheus way: `100…0` is +2^(n-1).

@@ -1,6 +1,6 @@
 //! Spec test vectors (tsdb-block-format.md §10.1) and round-trip properties.
 
-use prom_xor::{XorDecodeError, XorEncoder, decode_xor};
+use prom_xor::{XorDecodeError, XorEncoder, decode_xor, decode_xor_into, decode_xor_pair_into};
 use proptest::prelude::*;
 
 fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
@@ -185,6 +185,55 @@ proptest! {
     #[test]
     fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = decode_xor(&bytes);
+    }
+
+    /// The interleaved pair decoder is exactly two single decodes, whatever the two
+    /// chunks are: whole, cut anywhere, of any lengths, or random bytes.
+    #[test]
+    fn a_pair_decodes_as_two_chunks_one_after_the_other(
+        chunks in proptest::collection::vec(
+            (proptest::collection::vec(any::<u64>(), 0..150), 0i64..40_000_000, any::<proptest::sample::Index>(), any::<bool>()),
+            2,
+        ),
+        noise in proptest::collection::vec(any::<u8>(), 0..64),
+        prefix in 0usize..3,
+    ) {
+        let bytes: Vec<Vec<u8>> = chunks
+            .iter()
+            .map(|(values, gap, cut_at, cut)| {
+                let samples: Vec<(i64, f64)> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| (i as i64 * 15_000 + (v % 3) as i64 * gap, f64::from_bits(v % 4 * v)))
+                    .collect();
+                let full = encode(&samples);
+                if *cut { full[..cut_at.index(full.len() + 1)].to_vec() } else { full }
+            })
+            .collect();
+        let mut cases = vec![(bytes[0].clone(), bytes[1].clone())];
+        cases.push((noise.clone(), bytes[1].clone()));
+        cases.push((bytes[0].clone(), noise.clone()));
+        for (a, b) in cases {
+            let (mut ts, mut vs) = (vec![7i64; prefix], vec![0.5f64; prefix]);
+            let got = decode_xor_pair_into(&a, &b, &mut ts, &mut vs);
+            let (mut want_ts, mut want_vs) = (vec![7i64; prefix], vec![0.5f64; prefix]);
+            let want = decode_xor_into(&a, &mut want_ts, &mut want_vs)
+                .map_err(|e| (0, e))
+                .and_then(|na| {
+                    decode_xor_into(&b, &mut want_ts, &mut want_vs)
+                        .map(|nb| (na, nb))
+                        .map_err(|e| (1, e))
+                });
+            if want.is_err() {
+                want_ts.truncate(prefix);
+                want_vs.truncate(prefix);
+            }
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(ts, want_ts);
+            let got: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
+            let want: Vec<u64> = want_vs.iter().map(|v| v.to_bits()).collect();
+            prop_assert_eq!(got, want);
+        }
     }
 }
 
