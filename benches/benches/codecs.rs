@@ -1,7 +1,7 @@
 //! Decode and encode throughput of every codec on realistic data.
 //! Figures are per sample (criterion `Throughput::Elements`) or per chunk object.
 
-use blocksconvert_benches::{counter_samples, gauge_samples};
+use blocksconvert_benches::{counter_samples, gauge_samples, random_walk_samples};
 use cortex_chunk::encoding::{DoubleDeltaEncoder, encode_bigchunk, encode_prometheus_xor};
 use cortex_chunk::{ChunkMetadata, Encoding, decode_object, decode_samples, encode_object};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -12,6 +12,7 @@ fn xor(c: &mut Criterion) {
     for (name, (ts, vs)) in [
         ("counter", counter_samples(120)),
         ("gauge", gauge_samples(120)),
+        ("random_walk", random_walk_samples(120)),
     ] {
         let chunk = encode_prometheus_xor(&ts, &vs).expect("encode");
         g.throughput(Throughput::Elements(120));
@@ -37,6 +38,7 @@ fn xor(c: &mut Criterion) {
     for (name, (ts, vs)) in [
         ("counter", counter_samples(240)),
         ("gauge", gauge_samples(240)),
+        ("random_walk", random_walk_samples(240)),
     ] {
         let a = encode_prometheus_xor(&ts[..120], &vs[..120]).expect("encode");
         let b_chunk = encode_prometheus_xor(&ts[120..], &vs[120..]).expect("encode");

@@ -33,3 +33,22 @@ pub fn gauge_samples(n: usize) -> (Vec<i64>, Vec<f64>) {
         .collect();
     (ts, vs)
 }
+
+/// `n` samples of a full-precision random walk (steps uniform in ±1), the values of
+/// the whole-plan bench's `random` profile: nearly every XOR needs a new window.
+pub fn random_walk_samples(n: usize) -> (Vec<i64>, Vec<f64>) {
+    let (ts, _) = counter_samples(n);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut v: f64 = 50.0;
+    let vs = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let step = (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+            v = (v + step).abs();
+            v
+        })
+        .collect();
+    (ts, vs)
+}

@@ -350,35 +350,48 @@ pub fn safe_object_path(path: &str) -> bool {
             .all(|p| !p.is_empty() && p != "." && p != "..")
 }
 
-/// Reads local chunk objects into one reused buffer. Per object: an open, reads until
-/// end of file and a close; no size query, and no allocation once the buffer has
-/// grown to the largest object (a builder reads hundreds of thousands of small files
-/// per plan).
+/// Reads local chunk objects into one reused buffer. Per object: an open relative to
+/// the root's directory handle (the kernel then resolves only the object's own path
+/// components; resolving the whole root per chunk was about 3 % of a local build's
+/// CPU), reads until end of file and a close; no size query, and no allocation once
+/// the buffer has grown to the largest object (a builder reads hundreds of thousands
+/// of small files per plan).
 #[derive(Debug, Default)]
 pub struct LocalReader {
     buf: Vec<u8>,
-    path: std::path::PathBuf,
+    /// The last root, opened as a directory.
+    root: Option<(std::path::PathBuf, rustix::fd::OwnedFd)>,
 }
 
 impl LocalReader {
     /// Space added whenever the buffer is full: more than most chunk objects.
     const GROWTH: usize = 64 * 1024;
 
-    /// The bytes of `object` under `root` (valid until the next read), or `None`
-    /// when there is no such file.
+    /// The bytes of `object` (a relative path, see [`safe_object_path`]) under `root`
+    /// (valid until the next read), or `None` when there is no such file.
     pub fn read(&mut self, root: &FsPath, object: &str) -> Result<Option<&[u8]>, FetchError> {
+        use rustix::fs::{Mode, OFlags};
         use std::io::Read;
-        self.path.clear();
-        self.path.push(root);
-        self.path.push(object);
         let fail = |path: &FsPath, e: std::io::Error| FetchError::Permanent {
             object: path.display().to_string(),
             reason: e.to_string(),
         };
-        let mut file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(fail(&self.path, e)),
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+        let dir = match self.root.take() {
+            Some((path, dir)) if path.as_os_str() == root.as_os_str() => (path, dir),
+            _ => match rustix::fs::open(root, flags | OFlags::DIRECTORY, Mode::empty()) {
+                Ok(dir) => (root.to_owned(), dir),
+                // No root: every object under it is missing.
+                Err(rustix::io::Errno::NOENT) => return Ok(None),
+                Err(e) => return Err(fail(root, e.into())),
+            },
+        };
+        let opened = rustix::fs::openat(&dir.1, object, flags, Mode::empty());
+        self.root = Some(dir);
+        let mut file = match opened {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(fail(&root.join(object), e.into())),
         };
         let mut filled = 0;
         loop {
@@ -389,7 +402,7 @@ impl LocalReader {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(fail(&self.path, e)),
+                Err(e) => return Err(fail(&root.join(object), e)),
             }
         }
         Ok(Some(&self.buf[..filled]))
@@ -532,5 +545,28 @@ mod tests {
         // A directory where an object should be is an error naming the path.
         let e = r.read(dir.path(), "acme").expect_err("a directory");
         assert!(e.to_string().contains("acme"), "{e}");
+        // Another root, then back: each object is read under its own root.
+        let other = tempfile::tempdir().expect("other");
+        std::fs::create_dir(other.path().join("acme")).expect("tenant dir");
+        std::fs::write(other.path().join("acme/small"), b"other").expect("small");
+        assert_eq!(
+            r.read(other.path(), "acme/small").expect("other root"),
+            Some(&b"other"[..])
+        );
+        assert_eq!(
+            r.read(dir.path(), "acme/small").expect("first root again"),
+            Some(&b"xyz"[..])
+        );
+        // A root that does not exist holds no objects.
+        assert_eq!(
+            r.read(&dir.path().join("absent"), "acme/small")
+                .expect("missing root"),
+            None
+        );
+        // A root that is a file is an error naming it.
+        let e = r
+            .read(&dir.path().join("acme/small"), "x")
+            .expect_err("a file as root");
+        assert!(e.to_string().contains("small"), "{e}");
     }
 }
