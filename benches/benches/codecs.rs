@@ -6,6 +6,7 @@ use cortex_chunk::encoding::{DoubleDeltaEncoder, encode_bigchunk, encode_prometh
 use cortex_chunk::{ChunkMetadata, Encoding, decode_object, decode_samples, encode_object};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use synthetic_store::{DataProfile, GenerateConfig, samples_of_series};
 
 fn xor(c: &mut Criterion) {
     let mut g = c.benchmark_group("xor");
@@ -34,31 +35,34 @@ fn xor(c: &mut Criterion) {
             })
         });
     }
-    // Two different 120-sample chunks, decoded one after the other and interleaved.
-    for (name, (ts, vs)) in [
-        ("counter", counter_samples(240)),
-        ("gauge", gauge_samples(240)),
-        ("random_walk", random_walk_samples(240)),
-    ] {
-        let a = encode_prometheus_xor(&ts[..120], &vs[..120]).expect("encode");
-        let b_chunk = encode_prometheus_xor(&ts[120..], &vs[120..]).expect("encode");
-        g.throughput(Throughput::Elements(240));
-        g.bench_function(format!("decode_2x120_{name}_one_by_one"), |b| {
-            let (mut t, mut v) = (Vec::with_capacity(240), Vec::with_capacity(240));
+    // 120-sample chunks of the whole-plan bench's own series (both profiles): real
+    // mixes of repeats and changes, where branches predict worse than on one series.
+    for profile in [DataProfile::Random, DataProfile::Realistic] {
+        let cfg = GenerateConfig {
+            profile,
+            ..GenerateConfig::default()
+        };
+        let mut chunks = Vec::new();
+        for series in 0..16 {
+            let (ts, vs) = samples_of_series(&cfg, 0, series);
+            for (t, v) in ts.chunks(120).zip(vs.chunks(120)) {
+                chunks.push(encode_prometheus_xor(t, v).expect("encode"));
+            }
+        }
+        let n: usize = chunks
+            .iter()
+            .map(|c| prom_xor::xor_sample_count(c).expect("count"))
+            .sum();
+        let name = format!("{profile:?}").to_lowercase();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("decode_plan_{name}"), |b| {
+            let (mut t, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
             b.iter(|| {
                 t.clear();
                 v.clear();
-                prom_xor::decode_xor_into(black_box(&a), &mut t, &mut v).expect("decode");
-                prom_xor::decode_xor_into(black_box(&b_chunk), &mut t, &mut v).expect("decode");
-            })
-        });
-        g.bench_function(format!("decode_2x120_{name}_interleaved"), |b| {
-            let (mut t, mut v) = (Vec::with_capacity(240), Vec::with_capacity(240));
-            b.iter(|| {
-                t.clear();
-                v.clear();
-                prom_xor::decode_xor_pair_into(black_box(&a), black_box(&b_chunk), &mut t, &mut v)
-                    .expect("decode");
+                for c in &chunks {
+                    prom_xor::decode_xor_into(black_box(c), &mut t, &mut v).expect("decode");
+                }
             })
         });
     }

@@ -262,71 +262,7 @@ fn bits(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-/// Bigchunk decoded one sub-chunk at a time, as Cortex reads it: what the decoder
-/// (which decodes sub-chunks two at a time) must answer, errors included.
-fn bigchunk_one_subchunk_at_a_time(data: &[u8]) -> Result<(Vec<i64>, Vec<u64>), String> {
-    let (mut ts, mut vs) = (vec![], vec![]);
-    let count = u16::from_le_bytes(
-        data.get(..2)
-            .ok_or(format!(
-                "bigchunk: {} bytes, no sub-chunk count",
-                data.len()
-            ))?
-            .try_into()
-            .expect("2 bytes"),
-    ) as usize;
-    let mut rest = &data[2..];
-    for i in 0..count {
-        let len = rest.get(..2).ok_or(format!(
-            "bigchunk: sub-chunk {i} of {count}: length field missing"
-        ))?;
-        let len = u16::from_le_bytes([len[0], len[1]]) as usize;
-        let sub = rest.get(2..2 + len).ok_or(format!(
-            "bigchunk: sub-chunk {i} of {count}: length {len} exceeds the {} bytes left",
-            rest.len() - 2
-        ))?;
-        prom_xor::decode_xor_into(sub, &mut ts, &mut vs)
-            .map_err(|e| format!("bigchunk sub-chunk {i} of {count}: {e}"))?;
-        rest = &rest[2 + len..];
-    }
-    Ok((ts, bits(&vs)))
-}
-
 proptest! {
-    /// Sub-chunks decoded in interleaved pairs give exactly the samples and the first
-    /// error of a one-at-a-time decode, for whole, cut and bit-flipped Bigchunks.
-    #[test]
-    fn bigchunk_pairs_decode_as_one_subchunk_at_a_time(
-        (ts, vs) in samples_strategy(),
-        cut_at in any::<proptest::sample::Index>(),
-        flip_at in any::<proptest::sample::Index>(),
-        damage in 0u8..4,
-    ) {
-        let mut data = encode_bigchunk(&ts, &vs).expect("encodes");
-        match damage {
-            1 => data.truncate(cut_at.index(data.len() + 1)),
-            2 => {
-                let bit = flip_at.index(data.len() * 8);
-                data[bit / 8] ^= 1 << (bit % 8);
-            }
-            3 if data.len() > 2 => {
-                // One sub-chunk announces more samples than it holds.
-                let count = u16::from_le_bytes([data[0], data[1]]) as usize;
-                let mut at = 2;
-                for _ in 0..flip_at.index(count) {
-                    at += 2 + u16::from_le_bytes([data[at], data[at + 1]]) as usize;
-                }
-                data[at + 2..at + 4].copy_from_slice(&u16::MAX.to_be_bytes());
-            }
-            _ => {}
-        }
-        let (mut got_t, mut got_v) = (vec![], vec![]);
-        let got = decode_samples(Encoding::Bigchunk, &data, &mut got_t, &mut got_v)
-            .map(|_| (got_t, bits(&got_v)))
-            .map_err(|e| e.to_string());
-        prop_assert_eq!(got, bigchunk_one_subchunk_at_a_time(&data));
-    }
-
     #[test]
     fn bigchunk_and_xor_round_trip((ts, vs) in samples_strategy()) {
         let data = encode_bigchunk(&ts, &vs).expect("encodes");

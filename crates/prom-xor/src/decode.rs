@@ -72,97 +72,6 @@ pub fn decode_xor_into(
     }
 }
 
-/// Decodes two independent chunks in one interleaved loop, appending `a`'s samples
-/// and then `b`'s to `ts`/`vs`; returns both counts.
-///
-/// Each chunk's bit stream is one serial dependency chain (a sample's position is
-/// known only once the previous one is decoded), so a core decoding one chunk waits
-/// on it; decoding two at once overlaps the two chains. The result is exactly two
-/// [`decode_xor_into`] calls: on error, which chunk failed (0 or 1) and why, with the
-/// buffers restored to their original length.
-pub fn decode_xor_pair_into(
-    a: &[u8],
-    b: &[u8],
-    ts: &mut Vec<i64>,
-    vs: &mut Vec<f64>,
-) -> Result<(usize, usize), (usize, XorDecodeError)> {
-    let (Ok(na), Ok(nb)) = (xor_sample_count(a), xor_sample_count(b)) else {
-        return decode_one_after_the_other(a, b, ts, vs);
-    };
-    let (ts0, vs0) = (ts.len(), vs.len());
-    ts.resize(ts0 + na + nb, 0);
-    vs.resize(vs0 + na + nb, 0.0);
-    let (ta, tb) = ts[ts0..].split_at_mut(na);
-    let (va, vb) = vs[vs0..].split_at_mut(na);
-    if decode_pair_body(&a[2..], &b[2..], ta, va, tb, vb) {
-        return Ok((na, nb));
-    }
-    ts.truncate(ts0);
-    vs.truncate(vs0);
-    decode_one_after_the_other(a, b, ts, vs)
-}
-
-/// Two [`decode_xor_into`] calls: what [`decode_xor_pair_into`] answers when a chunk
-/// is broken (the first error wins, as it would one chunk at a time).
-#[cold]
-fn decode_one_after_the_other(
-    a: &[u8],
-    b: &[u8],
-    ts: &mut Vec<i64>,
-    vs: &mut Vec<f64>,
-) -> Result<(usize, usize), (usize, XorDecodeError)> {
-    let (ts0, vs0) = (ts.len(), vs.len());
-    let counts =
-        decode_xor_into(a, ts, vs)
-            .map_err(|e| (0, e))
-            .and_then(|na| match decode_xor_into(b, ts, vs) {
-                Ok(nb) => Ok((na, nb)),
-                Err(e) => Err((1, e)),
-            });
-    if counts.is_err() {
-        ts.truncate(ts0);
-        vs.truncate(vs0);
-    }
-    counts
-}
-
-/// The fast pass of [`decode_xor_pair_into`]: false when either stream ended early.
-fn decode_pair_body(
-    a: &[u8],
-    b: &[u8],
-    ta: &mut [i64],
-    va: &mut [f64],
-    tb: &mut [i64],
-    vb: &mut [f64],
-) -> bool {
-    let (sa, sb) = match (XorStream::start(a, ta, va), XorStream::start(b, tb, vb)) {
-        (Ok(sa), Ok(sb)) => (sa, sb),
-        _ => return false,
-    };
-    let (mut sa, mut sb) = match (sa, sb) {
-        (Some(sa), Some(sb)) => (sa, sb),
-        // One chunk holds at most two samples: nothing to interleave.
-        (Some(mut s), None) => return s.run(&mut ta[2..], &mut va[2..]),
-        (None, Some(mut s)) => return s.run(&mut tb[2..], &mut vb[2..]),
-        (None, None) => return true,
-    };
-    let both = ta.len().min(tb.len());
-    for (((ta_i, va_i), tb_i), vb_i) in ta[2..both]
-        .iter_mut()
-        .zip(&mut va[2..both])
-        .zip(&mut tb[2..both])
-        .zip(&mut vb[2..both])
-    {
-        let (t, v) = sa.next();
-        *ta_i = t;
-        *va_i = f64::from_bits(v);
-        let (t, v) = sb.next();
-        *tb_i = t;
-        *vb_i = f64::from_bits(v);
-    }
-    sa.run(&mut ta[both..], &mut va[both..]) && sb.run(&mut tb[both..], &mut vb[both..])
-}
-
 /// Fills `ts`/`vs` (one slot per announced sample); on failure returns how many
 /// samples were decoded. Without `CHECK_EACH` a stream that ends early is found only
 /// after the last sample (reads past the end give zeros), and the count is `n`.
@@ -249,9 +158,68 @@ impl<'a> XorStream<'a> {
     /// zeros; the caller checks [`BitReader::overran`] when it chooses.
     #[inline(always)]
     fn next(&mut self) -> (i64, u64) {
+        let w = self.r.peek_wide();
+        self.next_from(w)
+    }
+
+    /// Decodes sample `i` (`i < ts.len() == vs.len()`) and, when it repeats the one
+    /// before (same interval, same value: the two bits `00`), the whole run of repeats
+    /// that follows; returns the index after them. Real series repeat a lot (idle
+    /// counters, flat gauges): a run then costs one count of leading zeros instead of a
+    /// branchy decode per sample. The check sits on the unchanged-value path, so
+    /// series whose values always change pay nothing. Past the end of the data it
+    /// reads zeros, like [`XorStream::next`].
+    #[inline(always)]
+    fn advance(&mut self, ts: &mut [i64], vs: &mut [f64], i: usize) -> usize {
+        let w = self.r.peek_wide();
+        let Some((dod, dod_len)) = wide_dod((w >> 64) as u64) else {
+            let (next, t, v) = self.clone().next_escaped();
+            *self = next;
+            ts[i] = t;
+            vs[i] = f64::from_bits(v);
+            return i + 1;
+        };
+        self.delta = self.delta.wrapping_add(dod as u64);
+        self.t = self.t.wrapping_add(self.delta as i64);
+        let value = w << dod_len;
+        if value >> 127 != 0 {
+            let (xor, value_len) = wide_value(value, &mut self.leading, &mut self.trailing);
+            self.v ^= xor;
+            self.r.skip(dod_len + value_len);
+            ts[i] = self.t;
+            vs[i] = f64::from_bits(self.v);
+            return i + 1;
+        }
+        // The value is unchanged (`0`).
+        self.r.skip(dod_len + 1);
+        let v = f64::from_bits(self.v);
+        ts[i] = self.t;
+        vs[i] = v;
+        if dod_len != 1 {
+            return i + 1;
+        }
+        // A repeat: take the run of `00` pairs that follows. `peek` holds at least 57
+        // real bits; zeros below them are filler.
+        let (ts, vs) = (&mut ts[i + 1..], &mut vs[i + 1..]);
+        let run = ((self.r.peek().leading_zeros().min(57) / 2) as usize)
+            .min(ts.len())
+            .min(vs.len());
+        let delta = self.delta as i64;
+        let mut t = self.t;
+        for (ts_j, vs_j) in ts[..run].iter_mut().zip(&mut vs[..run]) {
+            t = t.wrapping_add(delta);
+            *ts_j = t;
+            *vs_j = v;
+        }
+        self.t = t;
+        self.r.skip(2 * run as u32);
+        i + 1 + run
+    }
+
+    #[inline(always)]
+    fn next_from(&mut self, w: u128) -> (i64, u64) {
         // One 128-bit load holds a whole sample unless its timestamp needs the
         // 64-bit escape (`1111`), which takes the field-by-field path.
-        let w = self.r.peek_wide();
         let Some((dod, dod_len)) = wide_dod((w >> 64) as u64) else {
             // By value, so the state's address never escapes and it stays in registers.
             let (next, t, v) = self.clone().next_escaped();
@@ -279,10 +247,11 @@ impl<'a> XorStream<'a> {
     /// Fills `ts`/`vs` with the following samples; false when the stream ended early.
     #[inline(always)]
     fn run(&mut self, ts: &mut [i64], vs: &mut [f64]) -> bool {
-        for (ts_i, vs_i) in ts.iter_mut().zip(vs) {
-            let (t, v) = self.next();
-            *ts_i = t;
-            *vs_i = f64::from_bits(v);
+        let n = ts.len().min(vs.len());
+        let (ts, vs) = (&mut ts[..n], &mut vs[..n]);
+        let mut i = 0;
+        while i < n {
+            i = self.advance(ts, vs, i);
         }
         !self.r.overran()
     }

@@ -10,9 +10,7 @@ mod bits;
 mod decode;
 mod encode;
 
-pub use decode::{
-    XorDecodeError, decode_xor, decode_xor_into, decode_xor_pair_into, xor_sample_count,
-};
+pub use decode::{XorDecodeError, decode_xor, decode_xor_into, xor_sample_count};
 pub use encode::XorEncoder;
 
 /// Size of the big-endian sample-count header at the start of every XOR chunk.

@@ -1,6 +1,6 @@
 //! Spec test vectors (tsdb-block-format.md §10.1) and round-trip properties.
 
-use prom_xor::{XorDecodeError, XorEncoder, decode_xor, decode_xor_into, decode_xor_pair_into};
+use prom_xor::{XorDecodeError, XorEncoder, decode_xor};
 use proptest::prelude::*;
 
 fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
@@ -187,52 +187,46 @@ proptest! {
         let _ = decode_xor(&bytes);
     }
 
-    /// The interleaved pair decoder is exactly two single decodes, whatever the two
-    /// chunks are: whole, cut anywhere, of any lengths, or random bytes.
+    /// Runs of repeats (same interval, same value) are decoded many samples at a time:
+    /// runs of any length (longer than one 64-bit look-ahead, up to the chunk's last
+    /// sample, next to the zero padding) decode exactly, and a cut chunk still reports
+    /// exactly the samples it holds whole.
     #[test]
-    fn a_pair_decodes_as_two_chunks_one_after_the_other(
-        chunks in proptest::collection::vec(
-            (proptest::collection::vec(any::<u64>(), 0..150), 0i64..40_000_000, any::<proptest::sample::Index>(), any::<bool>()),
-            2,
-        ),
-        noise in proptest::collection::vec(any::<u8>(), 0..64),
-        prefix in 0usize..3,
+    fn runs_of_repeats_decode_exactly_whole_or_cut(
+        segments in proptest::collection::vec((0usize..80, any::<u64>(), 0i64..3), 1..12),
+        cut_at in any::<proptest::sample::Index>(),
     ) {
-        let bytes: Vec<Vec<u8>> = chunks
-            .iter()
-            .map(|(values, gap, cut_at, cut)| {
-                let samples: Vec<(i64, f64)> = values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &v)| (i as i64 * 15_000 + (v % 3) as i64 * gap, f64::from_bits(v % 4 * v)))
-                    .collect();
-                let full = encode(&samples);
-                if *cut { full[..cut_at.index(full.len() + 1)].to_vec() } else { full }
-            })
-            .collect();
-        let mut cases = vec![(bytes[0].clone(), bytes[1].clone())];
-        cases.push((noise.clone(), bytes[1].clone()));
-        cases.push((bytes[0].clone(), noise.clone()));
-        for (a, b) in cases {
-            let (mut ts, mut vs) = (vec![7i64; prefix], vec![0.5f64; prefix]);
-            let got = decode_xor_pair_into(&a, &b, &mut ts, &mut vs);
-            let (mut want_ts, mut want_vs) = (vec![7i64; prefix], vec![0.5f64; prefix]);
-            let want = decode_xor_into(&a, &mut want_ts, &mut want_vs)
-                .map_err(|e| (0, e))
-                .and_then(|na| {
-                    decode_xor_into(&b, &mut want_ts, &mut want_vs)
-                        .map(|nb| (na, nb))
-                        .map_err(|e| (1, e))
-                });
-            if want.is_err() {
-                want_ts.truncate(prefix);
-                want_vs.truncate(prefix);
+        let mut samples = vec![];
+        let mut t = 1_605_657_600_000i64;
+        for (repeats, value, jitter) in segments {
+            for _ in 0..=repeats {
+                t += 15_000;
+                samples.push((t, f64::from_bits(value)));
             }
-            prop_assert_eq!(got, want);
-            prop_assert_eq!(ts, want_ts);
-            let got: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
-            let want: Vec<u64> = want_vs.iter().map(|v| v.to_bits()).collect();
-            prop_assert_eq!(got, want);
+            // A changed interval ends the run too.
+            t += jitter;
+        }
+        samples.truncate(u16::MAX as usize);
+        let full = encode(&samples);
+        let (ts, vs) = decode_xor(&full).expect("whole chunk");
+        prop_assert_eq!(ts, samples.iter().map(|s| s.0).collect::<Vec<_>>());
+        let got: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
+        prop_assert_eq!(got, samples.iter().map(|s| s.1.to_bits()).collect::<Vec<_>>());
+
+        let cut = 2 + cut_at.index(full.len() - 1);
+        match decode_xor(&full[..cut]) {
+            Ok((ts, _)) => prop_assert_eq!(ts.len(), samples.len()),
+            Err(XorDecodeError::Truncated { expected, decoded }) => {
+                prop_assert_eq!(expected, samples.len());
+                let mut b = full[..cut].to_vec();
+                b[..2].copy_from_slice(&(decoded as u16).to_be_bytes());
+                let (ts, _) = decode_xor(&b).expect("the samples said to be whole");
+                let want: Vec<i64> = samples[..decoded].iter().map(|s| s.0).collect();
+                prop_assert_eq!(ts, want);
+                b[..2].copy_from_slice(&(decoded as u16 + 1).to_be_bytes());
+                prop_assert!(decode_xor(&b).is_err(), "one more is not whole");
+            }
+            Err(e) => prop_assert!(false, "{e}"),
         }
     }
 }

@@ -382,6 +382,16 @@ fn rng_for(seed: u64, parts: &[u64]) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(h.finalize().into())
 }
 
+/// The samples series `series` of tenant `tenant` gets under `cfg` (all days, before
+/// replicas cut them into chunks): what the codec benchmarks decode.
+pub fn samples_of_series(
+    cfg: &GenerateConfig,
+    tenant: usize,
+    series: usize,
+) -> (Vec<i64>, Vec<f64>) {
+    series_samples(cfg, tenant, series, METRICS[series % METRICS.len()].1)
+}
+
 /// Samples of one series over all days, shared by every replica.
 fn series_samples(cfg: &GenerateConfig, t: usize, i: usize, counter: bool) -> (Vec<i64>, Vec<f64>) {
     match cfg.profile {

@@ -5,10 +5,6 @@ use super::EncodingError;
 /// Samples per sub-chunk, as Cortex's writer cuts them.
 const SAMPLES_PER_SUBCHUNK: usize = 120;
 
-/// Decodes every sub-chunk, two at a time: their XOR streams are independent, so one
-/// interleaved loop overlaps their serial bit-position chains
-/// ([`prom_xor::decode_xor_pair_into`]). Errors are the ones a sub-chunk-at-a-time
-/// decoder would report first.
 pub(super) fn decode(
     data: &[u8],
     ts: &mut Vec<i64>,
@@ -21,57 +17,28 @@ pub(super) fn decode(
         )));
     };
     let count = u16::from_le_bytes(*count) as usize;
-    let xor_error = |i: usize| {
-        move |source| EncodingError::Xor {
+    let mut total = 0;
+    for i in 0..count {
+        let Some((len, tail)) = rest.split_first_chunk::<2>() else {
+            return Err(EncodingError::Bigchunk(format!(
+                "sub-chunk {i} of {count}: length field missing"
+            )));
+        };
+        let len = u16::from_le_bytes(*len) as usize;
+        let Some(sub) = tail.get(..len) else {
+            return Err(EncodingError::Bigchunk(format!(
+                "sub-chunk {i} of {count}: length {len} exceeds the {} bytes left",
+                tail.len()
+            )));
+        };
+        total += prom_xor::decode_xor_into(sub, ts, vs).map_err(|source| EncodingError::Xor {
             context: format!("bigchunk sub-chunk {i} of {count}"),
             source,
-        }
-    };
-    let mut total = 0;
-    let mut i = 0;
-    while i < count {
-        let sub = next_subchunk(&mut rest, i, count)?;
-        if i + 1 == count {
-            total += prom_xor::decode_xor_into(sub, ts, vs).map_err(xor_error(i))?;
-            break;
-        }
-        let second = match next_subchunk(&mut rest, i + 1, count) {
-            Ok(second) => second,
-            Err(e) => {
-                // The first sub-chunk's own error comes first.
-                prom_xor::decode_xor_into(sub, ts, vs).map_err(xor_error(i))?;
-                return Err(e);
-            }
-        };
-        let (a, b) = prom_xor::decode_xor_pair_into(sub, second, ts, vs)
-            .map_err(|(which, source)| xor_error(i + which)(source))?;
-        total += a + b;
-        i += 2;
+        })?;
+        rest = &tail[len..];
     }
     // Trailing bytes are ignored, as in Cortex.
     Ok(total)
-}
-
-/// Splits sub-chunk `i` (a `len u16 LE`, then that many bytes) off the front of `rest`.
-fn next_subchunk<'a>(
-    rest: &mut &'a [u8],
-    i: usize,
-    count: usize,
-) -> Result<&'a [u8], EncodingError> {
-    let Some((len, tail)) = rest.split_first_chunk::<2>() else {
-        return Err(EncodingError::Bigchunk(format!(
-            "sub-chunk {i} of {count}: length field missing"
-        )));
-    };
-    let len = u16::from_le_bytes(*len) as usize;
-    let Some(sub) = tail.get(..len) else {
-        return Err(EncodingError::Bigchunk(format!(
-            "sub-chunk {i} of {count}: length {len} exceeds the {} bytes left",
-            tail.len()
-        )));
-    };
-    *rest = &tail[len..];
-    Ok(sub)
 }
 
 /// Encodes samples as Bigchunk data, cutting a sub-chunk every 120 samples.
