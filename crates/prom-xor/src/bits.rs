@@ -69,6 +69,13 @@ impl BitWriter {
         self.last_was_byte = false;
     }
 
+    /// Writes `1 <= n < 64` zero bits, as `n` calls of `write_bit(false)` would.
+    #[inline(always)]
+    pub(crate) fn write_zero_bits(&mut self, n: u32) {
+        self.push(0, n);
+        self.last_was_byte = false;
+    }
+
     #[inline(always)]
     pub(crate) fn write_byte(&mut self, byte: u8) {
         self.push(byte as u64, 8);

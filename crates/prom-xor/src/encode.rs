@@ -73,9 +73,15 @@ impl XorEncoder {
         let vbits = v.to_bits();
         if self.num >= 2 && self.num < u16::MAX {
             let delta = t.wrapping_sub(self.t) as u64;
-            self.write_dod(delta.wrapping_sub(self.t_delta) as i64);
-            self.write_value(vbits);
-            self.t_delta = delta;
+            if delta == self.t_delta && vbits == self.v {
+                // A repeat (real series have many): `0` for the delta-of-delta and `0`
+                // for the value in one write.
+                self.w.write_zero_bits(2);
+            } else {
+                self.write_dod(delta.wrapping_sub(self.t_delta) as i64);
+                self.write_value(vbits);
+                self.t_delta = delta;
+            }
         } else if !self.append_first(t, vbits) {
             return false;
         }
