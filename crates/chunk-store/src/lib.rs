@@ -377,17 +377,17 @@ impl LocalReader {
             reason: e.to_string(),
         };
         let flags = OFlags::RDONLY | OFlags::CLOEXEC;
-        let dir = match self.root.take() {
+        let (path, dir) = match self.root.take() {
             Some((path, dir)) if path.as_os_str() == root.as_os_str() => (path, dir),
-            _ => match rustix::fs::open(root, flags | OFlags::DIRECTORY, Mode::empty()) {
+            _ => match retry_interrupted(|| rustix::fs::open(root, ROOT_FLAGS, Mode::empty())) {
                 Ok(dir) => (root.to_owned(), dir),
                 // No root: every object under it is missing.
                 Err(rustix::io::Errno::NOENT) => return Ok(None),
                 Err(e) => return Err(fail(root, e.into())),
             },
         };
-        let opened = rustix::fs::openat(&dir.1, object, flags, Mode::empty());
-        self.root = Some(dir);
+        let opened = retry_interrupted(|| rustix::fs::openat(&dir, object, flags, Mode::empty()));
+        self.root = Some((path, dir));
         let mut file = match opened {
             Ok(fd) => std::fs::File::from(fd),
             Err(rustix::io::Errno::NOENT) => return Ok(None),
@@ -406,6 +406,28 @@ impl LocalReader {
             }
         }
         Ok(Some(&self.buf[..filled]))
+    }
+}
+
+/// How a chunk root is opened: as a path handle where the platform has one, so a
+/// root the builder may search but not list (mode 0711) works as it did with whole
+/// paths.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const ROOT_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::PATH
+    .union(rustix::fs::OFlags::DIRECTORY)
+    .union(rustix::fs::OFlags::CLOEXEC);
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const ROOT_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::DIRECTORY)
+    .union(rustix::fs::OFlags::CLOEXEC);
+
+/// Repeats an open interrupted by a signal, as `std::fs::File::open` does.
+fn retry_interrupted<T>(mut open: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match open() {
+            Err(rustix::io::Errno::INTR) => {}
+            other => return other,
+        }
     }
 }
 

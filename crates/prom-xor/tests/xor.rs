@@ -96,6 +96,21 @@ fn truncated_and_headerless_chunks_are_errors() {
     assert_eq!(decode_xor(&[0, 0]).expect("empty chunk"), (vec![], vec![]));
 }
 
+#[test]
+fn a_header_announcing_more_repeats_than_the_bits_hold_is_truncated() {
+    // 65535 samples announced, 20 zero bytes of body: the first sample takes 72 bits,
+    // the second 9, and each repeat (`00`) 2 of the 79 left, so 2 + 39 are whole.
+    let mut chunk = vec![0xff, 0xff];
+    chunk.extend_from_slice(&[0; 20]);
+    assert_eq!(
+        decode_xor(&chunk),
+        Err(XorDecodeError::Truncated {
+            expected: 65_535,
+            decoded: 41
+        })
+    );
+}
+
 proptest! {
     #[test]
     fn round_trip_any_bits(
@@ -220,9 +235,12 @@ proptest! {
                 prop_assert_eq!(expected, samples.len());
                 let mut b = full[..cut].to_vec();
                 b[..2].copy_from_slice(&(decoded as u16).to_be_bytes());
-                let (ts, _) = decode_xor(&b).expect("the samples said to be whole");
+                let (ts, vs) = decode_xor(&b).expect("the samples said to be whole");
                 let want: Vec<i64> = samples[..decoded].iter().map(|s| s.0).collect();
                 prop_assert_eq!(ts, want);
+                let got: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
+                let want: Vec<u64> = samples[..decoded].iter().map(|s| s.1.to_bits()).collect();
+                prop_assert_eq!(got, want);
                 b[..2].copy_from_slice(&(decoded as u16 + 1).to_be_bytes());
                 prop_assert!(decode_xor(&b).is_err(), "one more is not whole");
             }
@@ -382,5 +400,10 @@ proptest! {
             // Every prefix must match too: it exercises each possible trailing state.
             prop_assert_eq!(encode(&samples), reference::encode(&samples), "after {} samples", i + 1);
         }
+        // And back: escapes and runs of repeats in one stream.
+        let (ts, vs) = decode_xor(&encode(&samples)).expect("decodes");
+        prop_assert_eq!(ts, samples.iter().map(|s| s.0).collect::<Vec<_>>());
+        let got: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
+        prop_assert_eq!(got, samples.iter().map(|s| s.1.to_bits()).collect::<Vec<_>>());
     }
 }

@@ -199,6 +199,7 @@ const GOOGLE_CREDENTIAL_VARS: &[&str] = &[
     "GOOGLE_SERVICE_ACCOUNT",
     "GOOGLE_SERVICE_ACCOUNT_PATH",
     "GOOGLE_SERVICE_ACCOUNT_KEY",
+    "GOOGLE_BEARER_TOKEN",
 ];
 
 /// Where credentials come from when none of `vars` is set and no flag gave them.
