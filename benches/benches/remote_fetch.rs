@@ -1,13 +1,15 @@
-//! One plan's chunks read from a GCS server (fake-gcs-server, in Go) and an S3 server
-//! (moto, in Python) behind a proxy that adds a fixed latency to every chunk GET,
-//! built at several `--fetch-concurrency` settings, against the same plan read from
-//! local disk. Prints chunks per second and the ratio of each remote build's wall
-//! time to the local one, and each server's own ceiling (no added latency). Outside
-//! CI (it needs both servers from the test tools and a few minutes):
+//! One plan's chunks read from S3 and GCS servers behind a proxy that adds a fixed
+//! latency to every chunk GET, built at several `--fetch-concurrency` settings,
+//! against the same plan read from local disk. Prints chunks per second and the ratio
+//! of each remote build's wall time to the local one, and each server's own ceiling
+//! (no added latency). The servers: s3s-fs (S3 over a directory, in Rust: fast
+//! enough to judge the latency hiding; `S3sFsServer::INSTALL` names its install
+//! command), fake-gcs-server (Go) and moto (Python), the last two from the test
+//! tools. Outside CI (a few minutes):
 //!
 //! `cargo bench -p blocksconvert-benches --bench remote_fetch`
 //! (env `SERIES` = 1000 series × 5760 samples × RF 3, `DELAY_MS` = 20,
-//! `CONCURRENCY` = "8,32,128,512", `STORES` = "gcs,s3")
+//! `CONCURRENCY` = "8,32,128,512", `STORES` = "s3s,gcs,s3")
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use block_builder::{BuildConfig, BuildProgress, ChunkStores, Destinations, PlanRef, build_plan};
 use blocksconvert_tests::proxy::{Fault, FaultProxy, Rule};
-use blocksconvert_tests::{GcsEmulator, MotoServer, moto_options};
+use blocksconvert_tests::{GcsEmulator, MotoServer, S3sFsServer, moto_options};
 use futures::StreamExt;
 use storage::StoreLocation;
 use synthetic_store::{GenerateConfig, generate};
@@ -87,7 +89,7 @@ fn main() {
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
-    let stores = std::env::var("STORES").unwrap_or_else(|_| "gcs,s3".into());
+    let stores = std::env::var("STORES").unwrap_or_else(|_| "s3s,gcs,s3".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -199,7 +201,34 @@ fn main() {
                 let remote = StoreLocation::open("s3://chunks", &opts, false).expect("s3");
                 remote_rows("moto", &proxy, remote);
             }
-            other => panic!("STORES: unknown server {other:?} (gcs, s3)"),
+            "s3s" => {
+                // s3s-fs serves bucket `chunks` from `root/chunks`: the chunk files are
+                // linked in, not uploaded.
+                let root = tmp.path().join("s3s-root");
+                let started = Instant::now();
+                for k in &keys {
+                    let to = root.join("chunks").join(k);
+                    std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+                    std::fs::hard_link(store.join("chunks").join(k), &to).expect("link");
+                }
+                eprintln!(
+                    "{objects} chunk objects linked into s3s-fs's root in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+                let server = S3sFsServer::start(&root);
+                let proxy = FaultProxy::start(&server.endpoint);
+                let opts = storage::StorageOptions {
+                    s3_endpoint: Some(proxy.endpoint.clone()),
+                    s3_region: Some("us-east-1".into()),
+                    s3_access_key_id: Some("test".into()),
+                    s3_secret_access_key: Some("test".into()),
+                    s3_insecure: true,
+                    ..Default::default()
+                };
+                let remote = StoreLocation::open("s3://chunks", &opts, false).expect("s3s");
+                remote_rows("s3s-fs", &proxy, remote);
+            }
+            other => panic!("STORES: unknown server {other:?} (s3s, gcs, s3)"),
         }
     }
 }

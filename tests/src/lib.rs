@@ -357,6 +357,53 @@ impl Drop for MotoServer {
     }
 }
 
+/// An `s3s-fs` (S3 over a local directory, in Rust) child process on 127.0.0.1,
+/// killed on drop: the benches' fast S3 server. Its conditional writes are not
+/// atomic, so no correctness test runs on it (moto does those).
+pub struct S3sFsServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl S3sFsServer {
+    /// The install command the panic names (about 3 minutes).
+    pub const INSTALL: &'static str =
+        "cargo install s3s-fs --version 0.14.1 --features binary --root .test-tools/s3s-fs";
+
+    /// Serves `root`, where bucket `B`'s object `K` is the file `root/B/K` (so a
+    /// bench can link a tree of files in instead of uploading it); credentials
+    /// `test`/`test`. Panics when the binary is missing, naming the install command.
+    pub fn start(root: &Path) -> Self {
+        let bin = test_tools_dir().join("s3s-fs/bin/s3s-fs");
+        let port = free_port();
+        let child = std::process::Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", "test", "--secret-key", "test"])
+            .arg(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "s3s-fs is required for this bench ({}: {e}); install it with `{}`",
+                    bin.display(),
+                    Self::INSTALL
+                )
+            });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_for_port(port, "s3s-fs", 60);
+        Self { child, endpoint }
+    }
+}
+
+impl Drop for S3sFsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Command-line flags pointing a blocksconvert process at the S3 server `endpoint`
 /// (test credentials, plain HTTP).
 pub fn s3_flags(endpoint: &str) -> Vec<String> {

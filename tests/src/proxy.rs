@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// What a rule does to a matching request.
@@ -45,7 +45,7 @@ struct State {
     host: Option<String>,
     rules: Mutex<Vec<(Rule, u64)>>,
     injected: AtomicU64,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<QuickAckConnector, Full<Bytes>>,
 }
 
 /// The proxy (stops with the test process).
@@ -83,7 +83,7 @@ impl FaultProxy {
             host,
             rules: Mutex::new(Vec::new()),
             injected: AtomicU64::new(0),
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: Client::builder(TokioExecutor::new()).build(QuickAckConnector(connector)),
         });
         let st = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -204,4 +204,78 @@ fn error_response() -> Response<Full<Bytes>> {
         .status(502)
         .body(Full::new(Bytes::from_static(b"upstream failed")))
         .expect("response")
+}
+
+/// The proxy's upstream connector: TCP connections that acknowledge every segment at
+/// once (`TCP_QUICKACK`, re-armed before each read because the kernel drops it).
+/// A server that leaves Nagle on (s3s-fs does) writes an answer's head and body in
+/// two segments and holds the body until the head is acknowledged; with delayed
+/// ACKs every answer on a reused connection then waits 40 ms, which measures the
+/// loopback's ACK timer instead of the server.
+#[derive(Clone)]
+struct QuickAckConnector(HttpConnector);
+
+impl tower::Service<hyper::Uri> for QuickAckConnector {
+    type Response = QuickAckStream;
+    type Error = <HttpConnector as tower::Service<hyper::Uri>>::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<QuickAckStream, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move { connecting.await.map(QuickAckStream) })
+    }
+}
+
+/// A connection made by [`QuickAckConnector`].
+struct QuickAckStream(TokioIo<tokio::net::TcpStream>);
+
+impl hyper::rt::Read for QuickAckStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        // Best effort: a socket that refuses it only measures slower.
+        let _ = rustix::net::sockopt::set_tcp_quickack(self.0.inner(), true);
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for QuickAckStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl Connection for QuickAckStream {
+    fn connected(&self) -> Connected {
+        self.0.connected()
+    }
 }

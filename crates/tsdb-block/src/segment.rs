@@ -156,15 +156,15 @@ impl SegmentWriter {
         self.scratch.push(ENCODING_XOR);
         let mut crc = crc32c::crc32c(&[ENCODING_XOR]);
         crc = crc32c::crc32c_append(crc, data);
-        let path = self.dir.join(segment_name(self.seq));
         let w = self
             .current
             .as_mut()
             .ok_or_else(|| BlockError::Invalid("no open segment".into()))?;
-        w.write_all(&self.scratch).map_err(BlockError::io(&path))?;
-        w.write_all(data).map_err(BlockError::io(&path))?;
-        w.write_all(&crc.to_be_bytes())
-            .map_err(BlockError::io(&path))?;
+        // The segment's path is built only for an error: this runs once per chunk.
+        w.write_all(&self.scratch)
+            .and_then(|()| w.write_all(data))
+            .and_then(|()| w.write_all(&crc.to_be_bytes()))
+            .map_err(|e| BlockError::io(self.dir.join(segment_name(self.seq)))(e))?;
         let len = (self.scratch.len() + data.len() + 4) as u64;
         self.size += len;
         if let Some(last) = self.sizes.last_mut() {
