@@ -307,6 +307,29 @@ pub fn wait_for_port(port: u16, server: &str, secs: u64) {
     }
 }
 
+/// Spawns a test server with its output discarded and waits (60 s at most) until it
+/// listens on `port`; when it cannot be started, panics naming the binary, the error
+/// and `hint` (how to get it).
+fn spawn_server(
+    cmd: &mut std::process::Command,
+    port: u16,
+    name: &str,
+    hint: &str,
+) -> std::process::Child {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {name} ({}: {e}): {hint}",
+                cmd.get_program().to_string_lossy()
+            )
+        });
+    wait_for_port(port, name, 60);
+    child
+}
+
 /// A `moto_server` (S3) child process on 127.0.0.1, killed on drop.
 pub struct MotoServer {
     child: std::process::Child,
@@ -324,19 +347,13 @@ impl MotoServer {
             PathBuf::from("moto_server")
         };
         let port = free_port();
-        let child = std::process::Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "moto_server is required for the S3 tests ({}: {e}); scripts/test.sh installs it",
-                    bin.display()
-                )
-            });
+        let child = spawn_server(
+            std::process::Command::new(&bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            port,
+            "moto_server",
+            "it is required for the S3 tests; scripts/test.sh installs it",
+        );
         let endpoint = format!("http://127.0.0.1:{port}");
-        wait_for_port(port, "moto_server", 60);
         Self { child, endpoint }
     }
 
@@ -377,22 +394,16 @@ impl S3sFsServer {
     pub fn start(root: &Path) -> Self {
         let bin = test_tools_dir().join("s3s-fs/bin/s3s-fs");
         let port = free_port();
-        let child = std::process::Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "test", "--secret-key", "test"])
-            .arg(root)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "s3s-fs is required for this bench ({}: {e}); install it with `{}`",
-                    bin.display(),
-                    Self::INSTALL
-                )
-            });
+        let child = spawn_server(
+            std::process::Command::new(&bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", "test", "--secret-key", "test"])
+                .arg(root),
+            port,
+            "s3s-fs",
+            &format!("install it with `{}`", Self::INSTALL),
+        );
         let endpoint = format!("http://127.0.0.1:{port}");
-        wait_for_port(port, "s3s-fs", 60);
         Self { child, endpoint }
     }
 }
@@ -715,18 +726,17 @@ impl BigtableEmulator {
     /// Starts an empty emulator on `port` (restarting one at the same address).
     pub fn start_on(port: u16) -> Self {
         let bin = Self::binary();
-        let child = std::process::Command::new(&bin)
-            .args(["-host", "127.0.0.1", "-port", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the Bigtable emulator is required for the Bigtable tests ({}: {e}); install the Debian package google-cloud-cli-bigtable-emulator",
-                    bin.display()
-                )
-            });
-        wait_for_port(port, "cbtemulator", 60);
+        let child = spawn_server(
+            std::process::Command::new(&bin).args([
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port.to_string(),
+            ]),
+            port,
+            "cbtemulator",
+            "the Bigtable tests need it; install the Debian package google-cloud-cli-bigtable-emulator",
+        );
         Self {
             child,
             host: format!("127.0.0.1:{port}"),
