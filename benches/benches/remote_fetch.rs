@@ -1,8 +1,9 @@
 //! One plan's chunks read from S3 and GCS servers behind a proxy that adds a fixed
 //! latency to every chunk GET, built at several `--fetch-concurrency` settings,
 //! against the same plan read from local disk. Prints chunks per second and the ratio
-//! of each remote build's wall time to the local one, and each server's own ceiling
-//! (no added latency). The servers: s3s-fs (S3 over a directory, in Rust: fast
+//! of each remote build's wall time to the local one, at each setting both without
+//! added latency (the server's own ceiling) and with it, and the builder's own CPU
+//! time (the proxy's threads left out) against the local build's. The servers: s3s-fs (S3 over a directory, in Rust: fast
 //! enough to judge the latency hiding; `S3sFsServer::INSTALL` names its install
 //! command), fake-gcs-server (Go) and moto (Python), the last two from the test
 //! tools. Outside CI (a few minutes):
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use block_builder::{BuildConfig, BuildProgress, ChunkStores, Destinations, PlanRef, build_plan};
-use blocksconvert_tests::proxy::{Fault, FaultProxy, Rule};
+use blocksconvert_tests::proxy::{Fault, FaultProxy, PROXY_THREAD, Rule};
 use blocksconvert_tests::{GcsEmulator, MotoServer, S3sFsServer, moto_options};
 use futures::StreamExt;
 use storage::StoreLocation;
@@ -44,8 +45,48 @@ fn files(dir: &Path, rel: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Builds the plan from `chunks` into a fresh output; returns the wall time.
-async fn build(tmp: &Path, plan: &PlanRef, chunks: StoreLocation, fetch: usize) -> Duration {
+/// CPU seconds (user + system) of this process so far, threads that ended included,
+/// less the fault proxy's threads: the builder's own CPU, its S3/GCS client included.
+fn builder_cpu_seconds() -> f64 {
+    // Fields 14 and 15 (utime, stime) after the command name, in USER_HZ (100 on Linux).
+    let ticks = |stat: &str| -> f64 {
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let get = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (get(11) + get(12)) / 100.0
+    };
+    let total = ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
+    let mut proxy = 0.0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == PROXY_THREAD {
+            proxy += ticks(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default());
+        }
+    }
+    total - proxy
+}
+
+/// One build's wall time and the builder's CPU time.
+#[derive(Clone, Copy)]
+struct Took {
+    wall: Duration,
+    cpu: f64,
+}
+
+/// Builds the plan from `chunks` into a fresh output.
+async fn build(tmp: &Path, plan: &PlanRef, chunks: StoreLocation, fetch: usize) -> Took {
     let out = tmp.join("out");
     let _ = std::fs::remove_dir_all(&out);
     let blocks = StoreLocation::local(&out.join("blocks"), true).expect("blocks");
@@ -62,6 +103,7 @@ async fn build(tmp: &Path, plan: &PlanRef, chunks: StoreLocation, fetch: usize) 
         ..BuildConfig::default()
     };
     let stores = ChunkStores::new(chunks, None);
+    let cpu = builder_cpu_seconds();
     let started = Instant::now();
     let o = build_plan(
         plan,
@@ -72,7 +114,10 @@ async fn build(tmp: &Path, plan: &PlanRef, chunks: StoreLocation, fetch: usize) 
     )
     .await
     .expect("build");
-    let took = started.elapsed();
+    let took = Took {
+        wall: started.elapsed(),
+        cpu: builder_cpu_seconds() - cpu,
+    };
     assert_eq!(
         o.report.bad_chunk_counts.values().sum::<u64>(),
         0,
@@ -117,36 +162,42 @@ fn main() {
     let mut keys = Vec::new();
     files(&store.join("chunks"), "", &mut keys);
     let local = StoreLocation::local(&store.join("chunks"), false).expect("local");
-    let local_time = rt.block_on(build(tmp.path(), &plan, local, 32));
-    println!("| chunk store | --fetch-concurrency | wall | chunks/s | wall / local |");
-    println!("|---|---|---|---|---|");
-    let row = |what: &str, fetch: usize, took: Duration| {
+    // Twice, keeping the faster: the first build can meet the generator's writeback.
+    let local_time = [0, 1]
+        .map(|_| rt.block_on(build(tmp.path(), &plan, local.clone(), 32)))
+        .into_iter()
+        .min_by(|a, b| a.wall.cmp(&b.wall))
+        .expect("two local builds");
+    println!(
+        "| chunk store | --fetch-concurrency | wall | chunks/s | wall / local | builder CPU | CPU / local |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let row = |what: &str, fetch: usize, took: Took| {
+        let wall = took.wall.as_secs_f64();
         println!(
-            "| {what} | {fetch} | {:.2} s | {:.0} | {:.1}× |",
-            took.as_secs_f64(),
-            objects as f64 / took.as_secs_f64(),
-            took.as_secs_f64() / local_time.as_secs_f64()
+            "| {what} | {fetch} | {wall:.2} s | {:.0} | {:.1}× | {:.2} s | {:.2}× |",
+            objects as f64 / wall,
+            wall / local_time.wall.as_secs_f64(),
+            took.cpu,
+            took.cpu / local_time.cpu,
         );
     };
     row("local disk", 32, local_time);
-    // The server's own ceiling: no added latency, the smallest setting; then every
-    // setting with the latency added to each chunk GET.
+    // At every setting: the server's own ceiling (no added latency), then the same
+    // build with the latency added to each chunk GET.
     let remote_rows = |server: &str, proxy: &FaultProxy, remote: StoreLocation| {
-        let least = concurrency.iter().copied().min().unwrap_or(8);
-        proxy.set_rules(Vec::new());
-        row(
-            &format!("{server}, no added latency"),
-            least,
-            rt.block_on(build(tmp.path(), &plan, remote.clone(), least)),
-        );
-        proxy.set_rules(vec![Rule {
+        let delayed = vec![Rule {
             method: Some("GET"),
             path_contains: "/chunks/".into(),
             header: None,
             every: 1,
             fault: Fault::Delay(Duration::from_millis(delay_ms)),
-        }]);
+        }];
         for &c in &concurrency {
+            proxy.set_rules(Vec::new());
+            let took = rt.block_on(build(tmp.path(), &plan, remote.clone(), c));
+            row(&format!("{server}, no added latency"), c, took);
+            proxy.set_rules(delayed.clone());
             let took = rt.block_on(build(tmp.path(), &plan, remote.clone(), c));
             row(&format!("{server} + {delay_ms} ms per GET"), c, took);
         }

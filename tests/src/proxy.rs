@@ -15,6 +15,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+/// The name of every thread the proxy runs on.
+pub const PROXY_THREAD: &str = "fault-proxy";
+
 /// What a rule does to a matching request.
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
@@ -86,33 +89,38 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build(QuickAckConnector(connector)),
         });
         let st = Arc::clone(&state);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    // Small answers must not wait for delayed ACKs (see the scheduler).
-                    let _ = stream.set_nodelay(true);
-                    let st = Arc::clone(&st);
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req| {
-                            let st = Arc::clone(&st);
-                            async move { Ok::<_, Infallible>(handle(st, req).await) }
+        // Named, so a bench can tell the proxy's CPU time from the builder's.
+        let spawned = std::thread::Builder::new()
+            .name(PROXY_THREAD.into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name(PROXY_THREAD)
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        // Small answers must not wait for delayed ACKs (see the scheduler).
+                        let _ = stream.set_nodelay(true);
+                        let st = Arc::clone(&st);
+                        tokio::spawn(async move {
+                            let svc = hyper::service::service_fn(move |req| {
+                                let st = Arc::clone(&st);
+                                async move { Ok::<_, Infallible>(handle(st, req).await) }
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
-                }
+                    }
+                });
             });
-        });
+        spawned.expect("spawn the proxy thread");
         Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             state,
