@@ -3,14 +3,16 @@
 //! against the same plan read from local disk. Prints chunks per second and the ratio
 //! of each remote build's wall time to the local one, at each setting both without
 //! added latency (the server's own ceiling) and with it, and the builder's own CPU
-//! time (the proxy's threads left out) against the local build's. The servers: s3s-fs (S3 over a directory, in Rust: fast
-//! enough to judge the latency hiding; `S3sFsServer::INSTALL` names its install
-//! command), fake-gcs-server (Go) and moto (Python), the last two from the test
-//! tools. Outside CI (a few minutes):
+//! time (the proxy's threads left out) against the local build's, and the server's.
+//!
+//! Servers: `s3s` is s3s-fs (S3 over a directory, in Rust), the only one fast enough
+//! to judge the latency hiding (not installed by the test tools:
+//! `S3sFsServer::install_command` names the command); `gcs` is fake-gcs-server (Go)
+//! and `s3` is moto (Python), both from the test tools. Outside CI (minutes):
 //!
 //! `cargo bench -p blocksconvert-benches --bench remote_fetch`
 //! (env `SERIES` = 1000 series × 5760 samples × RF 3, `DELAY_MS` = 20,
-//! `CONCURRENCY` = "8,32,128,512", `STORES` = "s3s,gcs,s3")
+//! `CONCURRENCY` = "8,32,128,512", `STORES` = "gcs,s3"; `STORES=s3s` for s3s-fs)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use block_builder::{BuildConfig, BuildProgress, ChunkStores, Destinations, PlanRef, build_plan};
 use blocksconvert_tests::proxy::{Fault, FaultProxy, PROXY_THREAD, Rule};
-use blocksconvert_tests::{GcsEmulator, MotoServer, S3sFsServer, moto_options};
+use blocksconvert_tests::{GcsEmulator, MotoServer, S3sFsServer, moto_options, s3_options};
 use futures::StreamExt;
 use storage::StoreLocation;
 use synthetic_store::{GenerateConfig, generate};
@@ -45,37 +47,70 @@ fn files(dir: &Path, rel: &str, out: &mut Vec<String>) {
     }
 }
 
-/// CPU seconds (user + system) of this process so far, threads that ended included,
-/// less the fault proxy's threads: the builder's own CPU, its S3/GCS client included.
-fn builder_cpu_seconds() -> f64 {
-    // Fields 14 and 15 (utime, stime) after the command name, in USER_HZ (100 on Linux).
-    let ticks = |stat: &str| -> f64 {
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let get = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (get(11) + get(12)) / 100.0
+/// CPU seconds (user + system) in a `/proc/.../stat` file: utime and stime are fields
+/// 14 and 15 of the line, indexes 11 and 12 after the `)` that closes the command
+/// name, in USER_HZ (100 on x86 and ARM Linux). A process's line counts its threads
+/// that ended too.
+fn cpu_seconds(stat: &Path) -> f64 {
+    let line = std::fs::read_to_string(stat)
+        .unwrap_or_else(|e| panic!("{}: {e} (this bench needs Linux /proc)", stat.display()));
+    let fields: Vec<&str> = line
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{}: no CPU time field {i}", stat.display()))
     };
-    let total = ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default());
+    (get(11) + get(12)) / 100.0
+}
+
+/// CPU seconds of this process so far less the fault proxy's threads: the builder's
+/// own CPU, its S3/GCS client included.
+fn builder_cpu_seconds() -> f64 {
     let mut proxy = 0.0;
     for task in std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
+        .expect("/proc/self/task")
         .flatten()
     {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if comm.trim_end() == PROXY_THREAD {
-            proxy += ticks(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default());
+            proxy += cpu_seconds(&task.path().join("stat"));
         }
     }
-    total - proxy
+    cpu_seconds(Path::new("/proc/self/stat")) - proxy
+}
+
+/// Puts every chunk file of `store` (`keys`, relative to it) into `direct`, 32 at a
+/// time; prints how long it took.
+fn upload(
+    rt: &tokio::runtime::Runtime,
+    direct: &StoreLocation,
+    store: &Path,
+    keys: &[String],
+    server: &str,
+) {
+    let started = Instant::now();
+    rt.block_on(
+        futures::stream::iter(keys)
+            .map(|k| {
+                let (direct, path) = (direct.clone(), store.join(k));
+                async move {
+                    let bytes = std::fs::read(&path).expect("chunk");
+                    direct.put(k, bytes).await.expect("upload");
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>(),
+    );
+    eprintln!(
+        "{} chunk objects uploaded to {server} in {:.1}s",
+        keys.len(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// One build's wall time and the builder's CPU time.
@@ -134,7 +169,7 @@ fn main() {
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
-    let stores = std::env::var("STORES").unwrap_or_else(|_| "s3s,gcs,s3".into());
+    let stores = std::env::var("STORES").unwrap_or_else(|_| "gcs,s3".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -163,29 +198,35 @@ fn main() {
     files(&store.join("chunks"), "", &mut keys);
     let local = StoreLocation::local(&store.join("chunks"), false).expect("local");
     // Twice, keeping the faster: the first build can meet the generator's writeback.
-    let local_time = [0, 1]
+    let local_time = (0..2)
         .map(|_| rt.block_on(build(tmp.path(), &plan, local.clone(), 32)))
-        .into_iter()
-        .min_by(|a, b| a.wall.cmp(&b.wall))
+        .min_by_key(|t| t.wall)
         .expect("two local builds");
     println!(
-        "| chunk store | --fetch-concurrency | wall | chunks/s | wall / local | builder CPU | CPU / local |"
+        "| chunk store | --fetch-concurrency | wall | chunks/s | wall / local | builder CPU | CPU / local | server CPU |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    let row = |what: &str, fetch: usize, took: Took| {
+    println!("|---|---|---|---|---|---|---|---|");
+    let row = |what: &str, fetch: usize, took: Took, server_cpu: Option<f64>| {
         let wall = took.wall.as_secs_f64();
         println!(
-            "| {what} | {fetch} | {wall:.2} s | {:.0} | {:.1}× | {:.2} s | {:.2}× |",
+            "| {what} | {fetch} | {wall:.2} s | {:.0} | {:.1}× | {:.2} s | {:.2}× | {} |",
             objects as f64 / wall,
             wall / local_time.wall.as_secs_f64(),
             took.cpu,
             took.cpu / local_time.cpu,
+            server_cpu.map_or("—".to_owned(), |c| format!("{c:.2} s")),
         );
     };
-    row("local disk", 32, local_time);
+    row("local disk", 32, local_time, None);
     // At every setting: the server's own ceiling (no added latency), then the same
-    // build with the latency added to each chunk GET.
-    let remote_rows = |server: &str, proxy: &FaultProxy, remote: StoreLocation| {
+    // build with the latency added to each chunk GET; with the server's CPU time.
+    let remote_rows = |server: &str, pid: u32, proxy: &FaultProxy, remote: StoreLocation| {
+        let stat = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
+        let timed = |c: usize| {
+            let before = cpu_seconds(&stat);
+            let took = rt.block_on(build(tmp.path(), &plan, remote.clone(), c));
+            (took, Some(cpu_seconds(&stat) - before))
+        };
         let delayed = vec![Rule {
             method: Some("GET"),
             path_contains: "/chunks/".into(),
@@ -195,11 +236,16 @@ fn main() {
         }];
         for &c in &concurrency {
             proxy.set_rules(Vec::new());
-            let took = rt.block_on(build(tmp.path(), &plan, remote.clone(), c));
-            row(&format!("{server}, no added latency"), c, took);
+            let (took, server_cpu) = timed(c);
+            row(&format!("{server}, no added latency"), c, took, server_cpu);
             proxy.set_rules(delayed.clone());
-            let took = rt.block_on(build(tmp.path(), &plan, remote.clone(), c));
-            row(&format!("{server} + {delay_ms} ms per GET"), c, took);
+            let (took, server_cpu) = timed(c);
+            row(
+                &format!("{server} + {delay_ms} ms per GET"),
+                c,
+                took,
+                server_cpu,
+            );
         }
     };
     for server in stores.split(',').map(str::trim) {
@@ -219,65 +265,33 @@ fn main() {
                     ..Default::default()
                 };
                 let remote = StoreLocation::open("gs://chunks", &opts, false).expect("gcs");
-                remote_rows("fake-gcs-server", &proxy, remote);
+                remote_rows("fake-gcs-server", gcs.pid(), &proxy, remote);
             }
             "s3" => {
                 let moto = MotoServer::start();
                 moto.create_bucket("chunks");
                 let direct =
                     StoreLocation::open("s3://chunks", &moto_options(&moto), false).expect("s3");
-                let started = Instant::now();
-                rt.block_on(
-                    futures::stream::iter(keys.iter())
-                        .map(|k| {
-                            let (direct, path) = (direct.clone(), store.join("chunks").join(k));
-                            async move {
-                                let bytes = std::fs::read(&path).expect("chunk");
-                                direct.put(k, bytes).await.expect("upload");
-                            }
-                        })
-                        .buffer_unordered(32)
-                        .collect::<Vec<_>>(),
-                );
-                eprintln!(
-                    "{objects} chunk objects ({:.0} MB) uploaded to moto in {:.1}s",
-                    summary.chunk_bytes as f64 / 1e6,
-                    started.elapsed().as_secs_f64()
-                );
+                upload(&rt, &direct, &store.join("chunks"), &keys, "moto");
                 let proxy = FaultProxy::start(&moto.endpoint);
-                let opts = storage::StorageOptions {
-                    s3_endpoint: Some(proxy.endpoint.clone()),
-                    ..moto_options(&moto)
-                };
-                let remote = StoreLocation::open("s3://chunks", &opts, false).expect("s3");
-                remote_rows("moto", &proxy, remote);
+                let remote =
+                    StoreLocation::open("s3://chunks", &s3_options(&proxy.endpoint), false)
+                        .expect("s3");
+                remote_rows("moto", moto.pid(), &proxy, remote);
             }
             "s3s" => {
-                // s3s-fs serves bucket `chunks` from `root/chunks`: the chunk files are
-                // linked in, not uploaded.
                 let root = tmp.path().join("s3s-root");
-                let started = Instant::now();
-                for k in &keys {
-                    let to = root.join("chunks").join(k);
-                    std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-                    std::fs::hard_link(store.join("chunks").join(k), &to).expect("link");
-                }
-                eprintln!(
-                    "{objects} chunk objects linked into s3s-fs's root in {:.1}s",
-                    started.elapsed().as_secs_f64()
-                );
+                std::fs::create_dir_all(root.join("chunks")).expect("bucket directory");
                 let server = S3sFsServer::start(&root);
+                let direct =
+                    StoreLocation::open("s3://chunks", &s3_options(&server.endpoint), false)
+                        .expect("s3s");
+                upload(&rt, &direct, &store.join("chunks"), &keys, "s3s-fs");
                 let proxy = FaultProxy::start(&server.endpoint);
-                let opts = storage::StorageOptions {
-                    s3_endpoint: Some(proxy.endpoint.clone()),
-                    s3_region: Some("us-east-1".into()),
-                    s3_access_key_id: Some("test".into()),
-                    s3_secret_access_key: Some("test".into()),
-                    s3_insecure: true,
-                    ..Default::default()
-                };
-                let remote = StoreLocation::open("s3://chunks", &opts, false).expect("s3s");
-                remote_rows("s3s-fs", &proxy, remote);
+                let remote =
+                    StoreLocation::open("s3://chunks", &s3_options(&proxy.endpoint), false)
+                        .expect("s3s");
+                remote_rows("s3s-fs", server.pid(), &proxy, remote);
             }
             other => panic!("STORES: unknown server {other:?} (s3s, gcs, s3)"),
         }

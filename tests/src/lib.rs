@@ -308,25 +308,33 @@ pub fn wait_for_port(port: u16, server: &str, secs: u64) {
 }
 
 /// Spawns a test server with its output discarded and waits (60 s at most) until it
-/// listens on `port`; when it cannot be started, panics naming the binary, the error
-/// and `hint` (how to get it).
+/// listens on `port`. When it cannot be started, exits early or never listens, panics
+/// naming the binary, the cause and `hint` (how to get it); a server that never
+/// listened is killed first.
 fn spawn_server(
     cmd: &mut std::process::Command,
     port: u16,
     name: &str,
     hint: &str,
 ) -> std::process::Child {
-    let child = cmd
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {name} ({}: {e}): {hint}",
-                cmd.get_program().to_string_lossy()
-            )
-        });
-    wait_for_port(port, name, 60);
+        .unwrap_or_else(|e| panic!("cannot start {name} ({program}: {e}): {hint}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} ({program}) exited with {status} before listening on port {port}");
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} ({program}) did not listen on port {port} within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     child
 }
 
@@ -338,6 +346,11 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
+    /// The server's process ID (a bench reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts moto from the test tools venv (or `$PATH`); panics when it is missing.
     pub fn start() -> Self {
         let venv = test_tools_dir().join("venv/bin/moto_server");
@@ -384,13 +397,25 @@ pub struct S3sFsServer {
 }
 
 impl S3sFsServer {
-    /// The install command the panic names (about 3 minutes).
-    pub const INSTALL: &'static str =
-        "cargo install s3s-fs --version 0.14.1 --features binary --root .test-tools/s3s-fs";
+    /// The server's process ID (a bench reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 
-    /// Serves `root`, where bucket `B`'s object `K` is the file `root/B/K` (so a
-    /// bench can link a tree of files in instead of uploading it); credentials
-    /// `test`/`test`. Panics when the binary is missing, naming the install command.
+    /// The command that installs s3s-fs where [`S3sFsServer::start`] looks for it
+    /// (about 3 minutes).
+    pub fn install_command() -> String {
+        format!(
+            "cargo install s3s-fs --version 0.14.1 --features binary --root {}",
+            test_tools_dir().join("s3s-fs").display()
+        )
+    }
+
+    /// Serves `root`, where bucket `B` is the directory `root/B`; credentials
+    /// `test`/`test` ([`s3_options`]). Objects must be put through S3: s3s-fs
+    /// keeps each one's ETag beside it then, while a file placed there directly is
+    /// read and hashed (MD5) again on every GET. Panics when the binary is missing,
+    /// naming the install command.
     pub fn start(root: &Path) -> Self {
         let bin = test_tools_dir().join("s3s-fs/bin/s3s-fs");
         let port = free_port();
@@ -401,7 +426,7 @@ impl S3sFsServer {
                 .arg(root),
             port,
             "s3s-fs",
-            &format!("install it with `{}`", Self::INSTALL),
+            &format!("install it with `{}`", Self::install_command()),
         );
         let endpoint = format!("http://127.0.0.1:{port}");
         Self { child, endpoint }
@@ -436,8 +461,14 @@ pub fn s3_flags(endpoint: &str) -> Vec<String> {
 
 /// Storage options pointing at a moto server (test credentials, plain HTTP).
 pub fn moto_options(moto: &MotoServer) -> storage::StorageOptions {
+    s3_options(&moto.endpoint)
+}
+
+/// Storage options for the S3 server at `endpoint` with the test credentials
+/// (`test`/`test`, `us-east-1`, plain HTTP).
+pub fn s3_options(endpoint: &str) -> storage::StorageOptions {
     storage::StorageOptions {
-        s3_endpoint: Some(moto.endpoint.clone()),
+        s3_endpoint: Some(endpoint.to_owned()),
         s3_region: Some("us-east-1".into()),
         s3_access_key_id: Some("test".into()),
         s3_secret_access_key: Some("test".into()),
@@ -818,6 +849,11 @@ pub struct GcsEmulator {
 }
 
 impl GcsEmulator {
+    /// The server's process ID (a bench reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The emulator binary under the test tools' venv; panics when it is missing.
     pub fn binary() -> PathBuf {
         let lib = test_tools_dir().join("gcs-venv/lib");

@@ -252,7 +252,9 @@ impl hyper::rt::Read for QuickAckStream {
         cx: &mut std::task::Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        // Best effort: a socket that refuses it only measures slower.
+        // Best effort: a socket that refuses it only measures slower. Linux only;
+        // elsewhere the proxy keeps the system's ACK timing.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         let _ = rustix::net::sockopt::set_tcp_quickack(self.0.inner(), true);
         std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
     }
@@ -265,6 +267,18 @@ impl hyper::rt::Write for QuickAckStream {
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
     }
 
     fn poll_flush(

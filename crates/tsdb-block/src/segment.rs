@@ -164,7 +164,10 @@ impl SegmentWriter {
         w.write_all(&self.scratch)
             .and_then(|()| w.write_all(data))
             .and_then(|()| w.write_all(&crc.to_be_bytes()))
-            .map_err(|e| BlockError::io(self.dir.join(segment_name(self.seq)))(e))?;
+            .map_err(|source| BlockError::Io {
+                path: self.dir.join(segment_name(self.seq)),
+                source,
+            })?;
         let len = (self.scratch.len() + data.len() + 4) as u64;
         self.size += len;
         if let Some(last) = self.sizes.last_mut() {
